@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from django import template
+from django.forms import BoundField
+from django.utils.safestring import SafeString
+
+register = template.Library()
+
+
+@register.filter
+def as_input(field: BoundField, extra: str = "") -> SafeString:
+    """Render a form widget with our input styling and aria-invalid when it has errors."""
+    attrs = {"class": f"input {extra}".strip()}
+    if field.errors:
+        attrs["aria-invalid"] = "true"
+        attrs["aria-describedby"] = f"{field.auto_id}_errors"
+    return field.as_widget(attrs=attrs)
+
+
+ROLE_BADGES = {"owner": "bg-primary-700 text-primary-50", "admin": "bg-primary-400 text-ink",
+               "member": "bg-paper-dark text-ink", "viewer": "bg-white text-ink-muted"}
+
+
+@register.filter
+def role_badge(role: str) -> str:
+    return ROLE_BADGES.get(role, "")

@@ -1,0 +1,1 @@
+"""Models for agents arrive with its issue; the app is installed now so migrations and admin stay in one place."""

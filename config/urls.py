@@ -1,0 +1,51 @@
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from accounts import api as accounts_api
+from config import api
+
+api_v1 = [
+    path("", api.api_root, name="api-root"),
+    path("health", api.api_health, name="api-health"),
+    path("me", accounts_api.me, name="api-me"),
+    path("organizations/", accounts_api.organization_list, name="api-organizations"),
+    path("organizations/<int:org_id>", accounts_api.organization_detail, name="api-organization"),
+    path("organizations/<int:org_id>/members/", accounts_api.member_list, name="api-members"),
+    path("organizations/<int:org_id>/members/<int:member_id>", accounts_api.member_detail, name="api-member"),
+    path("organizations/<int:org_id>/invitations/", accounts_api.invitation_list, name="api-invitations"),
+    path(
+        "organizations/<int:org_id>/invitations/<int:invitation_id>",
+        accounts_api.invitation_detail,
+        name="api-invitation",
+    ),
+    path("invitations/<str:token>/accept", accounts_api.invitation_accept, name="api-invitation-accept"),
+    path("organizations/<int:org_id>/api-keys/", accounts_api.api_key_list, name="api-keys"),
+    path("organizations/<int:org_id>/api-keys/<int:key_id>", accounts_api.api_key_detail, name="api-key"),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("accounts/", include("allauth.urls")),
+    path("_allauth/", include("allauth.headless.urls")),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("healthz", api.healthz, name="healthz"),
+    path("readyz", api.readyz, name="readyz"),
+    path("agents/", include("agents.urls")),
+    path("workflows/", include("workflows.urls")),
+    path("knowledge/", include("knowledge.urls")),
+    path("billing/", include("billing.urls")),
+    path("community/", include("community.urls")),
+    path("integrations/", include("integrations.urls")),
+    path("", include("accounts.urls")),
+]
+
+handler404 = "config.views.not_found"
+
+if settings.DEBUG:
+    from django.conf.urls.static import static
+
+    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

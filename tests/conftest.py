@@ -1,0 +1,76 @@
+"""Shared fixtures. alice and bob share Acme; charlie has his own org and must see none of Acme's."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+from accounts.models import Role
+from accounts.services import api_key_create, organization_create
+from tests.factories import MembershipFactory, UserFactory
+
+PASSWORD = "correct-horse-battery"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_redis():
+    """Throttle counters and cached sessions live in the test Redis; start every test from empty."""
+    cache.clear()
+    yield
+
+
+@pytest.fixture
+def alice(db):
+    return UserFactory(email="alice@example.com", name="Alice")
+
+
+@pytest.fixture
+def bob(db):
+    return UserFactory(email="bob@example.com", name="Bob")
+
+
+@pytest.fixture
+def charlie(db):
+    return UserFactory(email="charlie@example.com", name="Charlie")
+
+
+@pytest.fixture
+def acme(alice, bob):
+    org = organization_create(name="Acme", owner=alice)
+    MembershipFactory(organization=org, user=bob, role=Role.MEMBER)
+    return org
+
+
+@pytest.fixture
+def charlie_org(charlie):
+    return organization_create(name="Charlie Co", owner=charlie)
+
+
+@pytest.fixture
+def api():
+    return APIClient()
+
+
+@pytest.fixture
+def alice_api(alice, acme):
+    client = APIClient()
+    client.force_authenticate(alice)
+    return client
+
+
+@pytest.fixture
+def acme_key(alice, acme):
+    key, raw = api_key_create(org=acme, name="ci", by=alice, role=Role.ADMIN)
+    return raw
+
+
+@pytest.fixture(scope="session")
+def fake_llm():
+    """The OpenAI-compatible fake server from bench/, over real HTTP on loopback."""
+    from bench.fake_llm import FakeLLMServer
+
+    server = FakeLLMServer()
+    server.start()
+    yield server
+    server.stop()
