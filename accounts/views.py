@@ -28,6 +28,8 @@ def dashboard(request: HttpRequest) -> TemplateResponse:
         "accounts/dashboard.html",
         {
             "member_count": org.memberships.count(),
+            "pending_invitations": Invitation.objects.for_org(org).pending().count(),
+            "active_keys": ApiKey.objects.for_org(org).active().count(),
             "recent_activity": AuditLog.objects.filter(organization=org).select_related("actor")[:8],
             "notifications": request.user.notifications.all()[:5],
         },
@@ -98,7 +100,7 @@ def org_settings(request: HttpRequest) -> TemplateResponse:
     return TemplateResponse(request, "accounts/org_settings.html", _settings_context(request))
 
 
-def _service_call(request: HttpRequest, fn, **kwargs):  # type: ignore[no-untyped-def]
+def _service_call(fn, **kwargs):  # type: ignore[no-untyped-def]
     """Run a service; turn its refusal into a message beside the page instead of a crash."""
     try:
         return fn(**kwargs), None
@@ -125,7 +127,7 @@ def member_role(request: HttpRequest, membership_id: int) -> HttpResponse:
     if not form.is_valid():
         return _settings_partial(request, "members", error="Choose a valid role.")
     _, error = _service_call(
-        request, services.membership_change_role, membership=membership, role=form.cleaned_data["role"],
+        services.membership_change_role, membership=membership, role=form.cleaned_data["role"],
         by=request.user, request=request,
     )
     if not error and not request.htmx:  # type: ignore[attr-defined]
@@ -137,7 +139,7 @@ def member_role(request: HttpRequest, membership_id: int) -> HttpResponse:
 @require_POST
 def member_remove(request: HttpRequest, membership_id: int) -> HttpResponse:
     membership = get_object_or_404(Membership, pk=membership_id, organization=request.org)  # type: ignore[attr-defined]
-    _, error = _service_call(request, services.membership_remove, membership=membership, by=request.user, request=request)
+    _, error = _service_call(services.membership_remove, membership=membership, by=request.user, request=request)
     if error:
         return _settings_partial(request, "members", error=error)
     if membership.user_id == request.user.pk:
@@ -160,7 +162,7 @@ def invitation_create(request: HttpRequest) -> HttpResponse:
             status=400 if request.htmx else 200,  # type: ignore[attr-defined]
         )
     _, error = _service_call(
-        request, services.invitation_create, org=request.org, email=form.cleaned_data["email"],  # type: ignore[attr-defined]
+        services.invitation_create, org=request.org, email=form.cleaned_data["email"],  # type: ignore[attr-defined]
         role=form.cleaned_data["role"], by=request.user, request=request,
     )
     if error:
@@ -178,7 +180,7 @@ def invitation_create(request: HttpRequest) -> HttpResponse:
 @require_POST
 def invitation_revoke(request: HttpRequest, invitation_id: int) -> HttpResponse:
     invitation = get_for_org_or_404(Invitation, request.org, pk=invitation_id)  # type: ignore[attr-defined]
-    _, error = _service_call(request, services.invitation_revoke, invitation=invitation, by=request.user, request=request)
+    _, error = _service_call(services.invitation_revoke, invitation=invitation, by=request.user, request=request)
     return _settings_partial(request, "invitations", error=error)
 
 
@@ -189,7 +191,7 @@ def api_key_create(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         return TemplateResponse(request, "accounts/org_settings.html", _settings_context(request, key_form=form))
     result, error = _service_call(
-        request, services.api_key_create, org=request.org, name=form.cleaned_data["name"],  # type: ignore[attr-defined]
+        services.api_key_create, org=request.org, name=form.cleaned_data["name"],  # type: ignore[attr-defined]
         role=form.cleaned_data["role"], by=request.user, request=request,
     )
     if error:
@@ -231,7 +233,7 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
         return redirect(f"{reverse('account_signup')}?next={request.path}")
     error = None
     if request.method == "POST":
-        membership, error = _service_call(request, services.invitation_accept, invitation=invitation, user=request.user, request=request)
+        membership, error = _service_call(services.invitation_accept, invitation=invitation, user=request.user, request=request)
         if membership is not None:
             request.session[SESSION_ORG_KEY] = invitation.organization_id
             messages.success(request, f"Welcome to {invitation.organization.name}!")

@@ -50,6 +50,7 @@ def _quiet_pgserver() -> None:
     logging.getLogger("pgserver").setLevel(logging.WARNING)
     run_dir = DATA_DIR / "run"
     run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir.chmod(0o700)
     os.environ.setdefault("XDG_RUNTIME_DIR", str(run_dir))
 
 

@@ -132,7 +132,7 @@ else:
         "default": {
             "ENGINE": "django.db.backends.postgresql",
             **embedded.pg_settings(),
-            "CONN_MAX_AGE": env_int("DB_CONN_MAX_AGE", 60),
+            "CONN_MAX_AGE": env_int("DB_CONN_MAX_AGE", 0 if TESTING else 60),
         }
     }
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
@@ -312,6 +312,7 @@ SPECTACULAR_SETTINGS = {
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
+SERVE_STATIC = env_bool("SERVE_STATIC", True)
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(embedded.DATA_DIR / "media")))
 

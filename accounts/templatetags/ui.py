@@ -17,10 +17,6 @@ def as_input(field: BoundField, extra: str = "") -> SafeString:
     return field.as_widget(attrs=attrs)
 
 
-ROLE_BADGES = {"owner": "bg-primary-700 text-primary-50", "admin": "bg-primary-400 text-ink",
-               "member": "bg-paper-dark text-ink", "viewer": "bg-white text-ink-muted"}
-
-
 @register.filter
 def role_badge(role: str) -> str:
-    return ROLE_BADGES.get(role, "")
+    return f"badge-role-{role}"

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import os
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from accounts.models import Organization, Role, User
+from accounts.services import organization_create, user_ensure_personal_org
+from community.services import notify
+
+DEMO_EMAIL = "demo@agentos.local"
+ADMIN_EMAIL = "admin@agentos.local"
+
+
+class Command(BaseCommand):
+    help = "Seed a demo organization and logins for local use. Idempotent; refuses to run with DEBUG off."
+
+    def handle(self, *args: object, **options: object) -> None:
+        if not settings.DEBUG and not os.environ.get("SEED_DEMO_FORCE"):
+            self.stderr.write("seed_demo only runs with DEBUG on (set SEED_DEMO_FORCE=1 to override).")
+            return
+        password = os.environ.get("DEMO_PASSWORD", "agentos-demo")
+        with transaction.atomic():
+            demo, created = User.objects.get_or_create(email=DEMO_EMAIL, defaults={"name": "Demo User"})
+            if created:
+                demo.set_password(password)
+                demo.save()
+            user_ensure_personal_org(user=demo)
+            org = Organization.objects.filter(slug="demo").first()
+            if org is None:
+                org = organization_create(name="Demo Org", owner=demo)
+                Organization.objects.filter(pk=org.pk).update(slug="demo")
+                notify(user_id=demo.pk, organization_id=org.pk, text="Welcome to AgentOS! This is the demo organization.")
+            admin, created = User.objects.get_or_create(
+                email=ADMIN_EMAIL, defaults={"name": "Admin", "is_staff": True, "is_superuser": True}
+            )
+            if created:
+                admin.set_password(password)
+                admin.save()
+                user_ensure_personal_org(user=admin)
+            if not org.memberships.filter(user=admin).exists():
+                org.memberships.create(user=admin, role=Role.ADMIN)
+        self.stdout.write(
+            f"Demo login: {DEMO_EMAIL} / {password}   Admin (superuser, /admin/): {ADMIN_EMAIL} / {password}"
+        )
