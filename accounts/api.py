@@ -30,9 +30,17 @@ from accounts.serializers import (
 from accounts.tenancy import get_for_org_or_404
 from config.api import ApiError, ErrorEnvelopeSerializer, Pagination
 
-ERRORS = {400: ErrorEnvelopeSerializer, 401: ErrorEnvelopeSerializer, 403: ErrorEnvelopeSerializer, 404: ErrorEnvelopeSerializer}
+ERRORS = {
+    400: ErrorEnvelopeSerializer,
+    401: ErrorEnvelopeSerializer,
+    403: ErrorEnvelopeSerializer,
+    404: ErrorEnvelopeSerializer,
+}
 ORG_HEADER = OpenApiParameter(
-    "X-Organization", str, OpenApiParameter.HEADER, required=False,
+    "X-Organization",
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
     description="Organization id or slug, for session and app-token requests.",
 )
 
@@ -85,8 +93,9 @@ def me(request: Request) -> Response:
     orgs = Organization.objects.filter(pk__in=roles.keys()).order_by("-is_personal", "name")
     user = request.user
     data = {
-        "user": {"id": user.pk, "email": user.email, "name": user.name} if user.pk else
-        {"id": 0, "email": "", "name": f"API key {ctx.api_key.prefix}" if ctx.api_key else ""},
+        "user": {"id": user.pk, "email": user.email, "name": user.name}
+        if user.pk
+        else {"id": 0, "email": "", "name": f"API key {ctx.api_key.prefix}" if ctx.api_key else ""},
         "organizations": orgs,
         "current_organization": ctx.org,
         "auth": _auth_kind(request),
@@ -98,12 +107,17 @@ def me(request: Request) -> Response:
 
 
 @extend_schema(
-    methods=["GET"], responses={200: OrganizationOutput(many=True), **ERRORS}, tags=["organizations"],
+    methods=["GET"],
+    responses={200: OrganizationOutput(many=True), **ERRORS},
+    tags=["organizations"],
     operation_id="organizations_list",
 )
 @extend_schema(
-    methods=["POST"], request=OrganizationInput, responses={201: OrganizationOutput, **ERRORS},
-    tags=["organizations"], operation_id="organizations_create",
+    methods=["POST"],
+    request=OrganizationInput,
+    responses={201: OrganizationOutput, **ERRORS},
+    tags=["organizations"],
+    operation_id="organizations_create",
 )
 @api_view(["GET", "POST"])
 def organization_list(request: Request) -> Response:
@@ -114,7 +128,8 @@ def organization_list(request: Request) -> Response:
         body.is_valid(raise_exception=True)
         org = services.organization_create(name=body.validated_data["name"], owner=request.user)
         return Response(
-            OrganizationOutput(org, context={"roles": {org.pk: Role.OWNER}}).data, status=status.HTTP_201_CREATED
+            OrganizationOutput(org, context={"roles": {org.pk: Role.OWNER}}).data,
+            status=status.HTTP_201_CREATED,
         )
     if isinstance(request.auth, ApiKey):
         roles = {request.auth.organization_id: request.auth.role}
@@ -126,7 +141,9 @@ def organization_list(request: Request) -> Response:
 
 @extend_schema(methods=["GET"], responses={200: OrganizationOutput, **ERRORS}, tags=["organizations"])
 @extend_schema(
-    methods=["PATCH", "PUT"], request=OrganizationInput, responses={200: OrganizationOutput, **ERRORS},
+    methods=["PATCH", "PUT"],
+    request=OrganizationInput,
+    responses={200: OrganizationOutput, **ERRORS},
     tags=["organizations"],
 )
 @api_view(["GET", "PATCH", "PUT"])
@@ -144,30 +161,39 @@ def organization_detail(request: Request, org_id: int) -> Response:
 # -------------------------------------------------------------- members
 
 
-def _acting_user(request: Request, ctx: OrgContext):  # type: ignore[no-untyped-def]
-    """Member management is done by people; an API key acts as its creator, who must still be a member."""
+def _actor(request: Request, ctx: OrgContext) -> dict[str, object]:
+    """Who acts, for the services. An API key acts as its creator, capped at the key's own role,
+    and only while that creator is still a member."""
     user = request.user
     if not user.pk or ctx.org.role_of(user) is None:
-        raise PermissionDenied("This API key's creator is no longer a member; use a key from a current admin.")
-    return user
+        raise PermissionDenied(
+            "This API key's creator is no longer a member; use a key from a current admin."
+        )
+    return {"by": user, "as_role": ctx.role if ctx.api_key else None, "request": request}
 
 
 @extend_schema(responses={200: MembershipOutput(many=True), **ERRORS}, tags=["organizations"])
 @api_view(["GET"])
 def member_list(request: Request, org_id: int) -> Response:
     ctx = resolve_path_org(request, org_id)
-    return _paginate(request, ctx.org.memberships.select_related("user").order_by("created_at"), MembershipOutput)
+    return _paginate(
+        request, ctx.org.memberships.select_related("user").order_by("created_at"), MembershipOutput
+    )
 
 
 @extend_schema(methods=["GET"], responses={200: MembershipOutput, **ERRORS}, tags=["organizations"])
-@extend_schema(methods=["PATCH"], request=RoleInput, responses={200: MembershipOutput, **ERRORS}, tags=["organizations"])
+@extend_schema(
+    methods=["PATCH"], request=RoleInput, responses={200: MembershipOutput, **ERRORS}, tags=["organizations"]
+)
 @extend_schema(methods=["DELETE"], responses={204: None, **ERRORS}, tags=["organizations"])
 @api_view(["GET", "PATCH", "DELETE"])
 def member_detail(request: Request, org_id: int, member_id: int) -> Response:
     ctx = resolve_path_org(request, org_id)
-    membership = Membership.objects.select_related("user", "organization").filter(
-        organization=ctx.org, pk=member_id
-    ).first()
+    membership = (
+        Membership.objects.select_related("user", "organization")
+        .filter(organization=ctx.org, pk=member_id)
+        .first()
+    )
     if membership is None:
         raise Http404
     if request.method == "GET":
@@ -177,22 +203,29 @@ def member_detail(request: Request, org_id: int, member_id: int) -> Response:
         body = RoleInput(data=request.data)
         body.is_valid(raise_exception=True)
         _call(
-            services.membership_change_role, membership=membership, role=body.validated_data["role"],
-            by=_acting_user(request, ctx), request=request,
+            services.membership_change_role,
+            membership=membership,
+            role=body.validated_data["role"],
+            **_actor(request, ctx),
         )
         return Response(MembershipOutput(membership).data)
-    if membership.user_id != request.user.pk:
+    if membership.user_id != request.user.pk or ctx.api_key is not None:
         _require(ctx, Role.ADMIN)
-    _call(services.membership_remove, membership=membership, by=_acting_user(request, ctx), request=request)
+    _call(services.membership_remove, membership=membership, **_actor(request, ctx))
     return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 # ---------------------------------------------------------- invitations
 
 
-@extend_schema(methods=["GET"], responses={200: InvitationOutput(many=True), **ERRORS}, tags=["organizations"])
 @extend_schema(
-    methods=["POST"], request=InvitationInput, responses={201: InvitationOutput, **ERRORS}, tags=["organizations"]
+    methods=["GET"], responses={200: InvitationOutput(many=True), **ERRORS}, tags=["organizations"]
+)
+@extend_schema(
+    methods=["POST"],
+    request=InvitationInput,
+    responses={201: InvitationOutput, **ERRORS},
+    tags=["organizations"],
 )
 @api_view(["GET", "POST"])
 def invitation_list(request: Request, org_id: int) -> Response:
@@ -202,21 +235,26 @@ def invitation_list(request: Request, org_id: int) -> Response:
         body = InvitationInput(data=request.data)
         body.is_valid(raise_exception=True)
         invitation = _call(
-            services.invitation_create, org=ctx.org, email=body.validated_data["email"],
-            role=body.validated_data["role"], by=_acting_user(request, ctx), request=request,
+            services.invitation_create,
+            org=ctx.org,
+            email=body.validated_data["email"],
+            role=body.validated_data["role"],
+            **_actor(request, ctx),
         )
         return Response(InvitationOutput(invitation).data, status=status.HTTP_201_CREATED)
     queryset = Invitation.objects.for_org(ctx.org).select_related("invited_by")
     return _paginate(request, queryset, InvitationOutput)
 
 
-@extend_schema(responses={204: None, **ERRORS}, tags=["organizations"], description="Revoke a pending invitation.")
+@extend_schema(
+    responses={204: None, **ERRORS}, tags=["organizations"], description="Revoke a pending invitation."
+)
 @api_view(["DELETE"])
 def invitation_detail(request: Request, org_id: int, invitation_id: int) -> Response:
     ctx = resolve_path_org(request, org_id)
     _require(ctx, Role.ADMIN)
     invitation = get_for_org_or_404(Invitation, ctx.org, pk=invitation_id)
-    _call(services.invitation_revoke, invitation=invitation, by=_acting_user(request, ctx), request=request)
+    _call(services.invitation_revoke, invitation=invitation, **_actor(request, ctx))
     return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -231,7 +269,9 @@ def invitation_accept(request: Request, token: str) -> Response:
     if invitation is None:
         raise Http404
     with transaction.atomic():
-        membership = _call(services.invitation_accept, invitation=invitation, user=request.user, request=request)
+        membership = _call(
+            services.invitation_accept, invitation=invitation, user=request.user, request=request
+        )
     return Response(MembershipOutput(membership).data)
 
 
@@ -240,7 +280,10 @@ def invitation_accept(request: Request, token: str) -> Response:
 
 @extend_schema(methods=["GET"], responses={200: ApiKeyOutput(many=True), **ERRORS}, tags=["organizations"])
 @extend_schema(
-    methods=["POST"], request=ApiKeyInput, responses={201: ApiKeyCreatedOutput, **ERRORS}, tags=["organizations"],
+    methods=["POST"],
+    request=ApiKeyInput,
+    responses={201: ApiKeyCreatedOutput, **ERRORS},
+    tags=["organizations"],
     description="Create a key. The full key is in this response only.",
 )
 @api_view(["GET", "POST"])
@@ -251,8 +294,11 @@ def api_key_list(request: Request, org_id: int) -> Response:
         body = ApiKeyInput(data=request.data)
         body.is_valid(raise_exception=True)
         key, raw = _call(
-            services.api_key_create, org=ctx.org, name=body.validated_data["name"], role=body.validated_data["role"],
-            by=_acting_user(request, ctx), request=request,
+            services.api_key_create,
+            org=ctx.org,
+            name=body.validated_data["name"],
+            role=body.validated_data["role"],
+            **_actor(request, ctx),
         )
         key.key = raw  # type: ignore[attr-defined]
         response = Response(ApiKeyCreatedOutput(key).data, status=status.HTTP_201_CREATED)
@@ -267,5 +313,5 @@ def api_key_detail(request: Request, org_id: int, key_id: int) -> Response:
     ctx = resolve_path_org(request, org_id)
     _require(ctx, Role.ADMIN)
     key = get_for_org_or_404(ApiKey, ctx.org, pk=key_id)
-    _call(services.api_key_revoke, key=key, by=_acting_user(request, ctx), request=request)
+    _call(services.api_key_revoke, key=key, **_actor(request, ctx))
     return Response(status=status.HTTP_204_NO_CONTENT)

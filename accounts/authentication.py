@@ -50,5 +50,7 @@ class SessionTokenAuthentication(XSessionTokenAuthentication):
             return None
         result = super().authenticate(request)
         if result is None:
-            raise exceptions.AuthenticationFailed("Invalid or expired session token.", code="invalid_session_token")
+            raise exceptions.AuthenticationFailed(
+                "Invalid or expired session token.", code="invalid_session_token"
+            )
         return result

@@ -11,7 +11,9 @@ from django.http import Http404, HttpRequest, HttpResponse
 from accounts.models import Role, role_at_least
 
 
-def org_role_required(minimum: str = Role.VIEWER) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+def org_role_required(
+    minimum: str = Role.VIEWER,
+) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
     """HTML views: require a signed-in member of the current org with at least `minimum` role."""
 
     def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:

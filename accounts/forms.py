@@ -10,8 +10,12 @@ class OrganizationForm(forms.Form):
 
 
 class InvitationForm(forms.Form):
-    email = forms.EmailField(widget=forms.EmailInput(attrs={"class": "input", "placeholder": "teammate@example.com"}))
-    role = forms.ChoiceField(choices=Role.choices, initial=Role.MEMBER, widget=forms.Select(attrs={"class": "input"}))
+    email = forms.EmailField(
+        widget=forms.EmailInput(attrs={"class": "input", "placeholder": "teammate@example.com"})
+    )
+    role = forms.ChoiceField(
+        choices=Role.choices, initial=Role.MEMBER, widget=forms.Select(attrs={"class": "input"})
+    )
 
 
 class RoleForm(forms.Form):

@@ -5,6 +5,7 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse
 
 from accounts.models import Membership
+from config.converters import as_pk
 
 SESSION_ORG_KEY = "org_id"
 
@@ -25,7 +26,7 @@ class OrganizationMiddleware:
         request.org_role = None  # type: ignore[attr-defined]
         user = request.user
         if user.is_authenticated and not request.path.startswith(("/static/", "/api/")):
-            wanted = request.session.get(SESSION_ORG_KEY) or user.current_organization_id
+            wanted = as_pk(request.session.get(SESSION_ORG_KEY)) or user.current_organization_id
             memberships = Membership.objects.select_related("organization").filter(user=user)
             membership = None
             if wanted:

@@ -14,6 +14,7 @@ from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 
 from accounts.models import ApiKey, Membership, Organization, Role, role_at_least
+from config.converters import as_pk
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,8 @@ class OrgContext:
 
 
 def _lookup_header_org(value: str) -> dict[str, object]:
-    return {"organization_id": int(value)} if value.isdigit() else {"organization__slug": value}
+    pk = as_pk(value)
+    return {"organization_id": pk} if pk is not None else {"organization__slug": value[:140]}
 
 
 def resolve_api_org(request: Request) -> OrgContext:
@@ -61,13 +63,15 @@ def resolve_path_org(request: Request, org_id: int | str) -> OrgContext:
     """The organization named in the URL, checked the same way as the header."""
     if isinstance(request.auth, ApiKey):
         key = request.auth
-        if str(key.organization_id) != str(org_id):
+        if key.organization_id != as_pk(org_id):
             raise Http404("Unknown organization.")
         return OrgContext(org=key.organization, role=key.role, api_key=key)
     user = request.user
     membership = (
-        Membership.objects.select_related("organization").filter(user=user, organization_id=org_id).first()
-        if user.is_authenticated and str(org_id).isdigit()
+        Membership.objects.select_related("organization")
+        .filter(user=user, organization_id=as_pk(org_id))
+        .first()
+        if user.is_authenticated and as_pk(org_id) is not None
         else None
     )
     if membership is None:
@@ -89,7 +93,11 @@ class OrgRolePermission(BasePermission):
         ctx = getattr(view, "org_context", None)
         if ctx is None:
             ctx = resolve_api_org(request)
-        minimum = self.read_role if request.method in SAFE_METHODS else getattr(view, "required_role", self.write_role)
+        minimum = (
+            self.read_role
+            if request.method in SAFE_METHODS
+            else getattr(view, "required_role", self.write_role)
+        )
         return role_at_least(ctx.role, minimum)
 
 

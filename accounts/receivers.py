@@ -18,4 +18,6 @@ def _audit_login(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
 @receiver(user_login_failed, dispatch_uid="accounts.audit_login_failed")
 def _audit_login_failed(sender: Any, credentials: dict[str, Any], request: Any = None, **kwargs: Any) -> None:
     # Never record the password; the email is what an operator needs to spot a brute-force attempt.
-    audit_log_record(action="auth.login_failed", request=request, email=str(credentials.get("email", ""))[:254])
+    audit_log_record(
+        action="auth.login_failed", request=request, email=str(credentials.get("email", ""))[:254]
+    )

@@ -77,4 +77,6 @@ class ApiKeyCreatedOutput(ApiKeyOutput):
 
 class ApiKeyInput(serializers.Serializer):
     name = serializers.CharField(max_length=100)
-    role = serializers.ChoiceField(choices=[c for c in Role.choices if c[0] != Role.OWNER], default=Role.MEMBER)
+    role = serializers.ChoiceField(
+        choices=[c for c in Role.choices if c[0] != Role.OWNER], default=Role.MEMBER
+    )

@@ -23,6 +23,7 @@ from accounts.models import (
     User,
     hash_api_key,
     role_at_least,
+    ROLE_RANK,
 )
 
 logger = logging.getLogger(__name__)
@@ -105,10 +106,14 @@ def organization_update(*, org: Organization, by: User, name: str) -> Organizati
 # ------------------------------------------------------------- members
 
 
-def _require_role(org: Organization, user: User, minimum: str) -> str:
+def _require_role(org: Organization, user: User, minimum: str, as_role: str | None = None) -> str:
+    """The acting role: the user's membership role, capped by `as_role` when acting through an API key,
+    so a key never has more rights than either itself or its creator."""
     role = org.role_of(user)
     if role is None:
         raise ServiceError("Not found.", code="not_found", status=404)
+    if as_role is not None and ROLE_RANK[Role(as_role)] < ROLE_RANK[Role(role)]:
+        role = as_role
     if not role_at_least(role, minimum):
         raise ServiceError("Your role does not allow this.", code="permission_denied", status=403)
     return role
@@ -116,15 +121,22 @@ def _require_role(org: Organization, user: User, minimum: str) -> str:
 
 @transaction.atomic
 def membership_change_role(
-    *, membership: Membership, role: str, by: User, request: HttpRequest | None = None
+    *,
+    membership: Membership,
+    role: str,
+    by: User,
+    request: HttpRequest | None = None,
+    as_role: str | None = None,
 ) -> Membership:
     org = membership.organization
-    by_role = _require_role(org, by, Role.ADMIN)
+    by_role = _require_role(org, by, Role.ADMIN, as_role=as_role)
     if role not in Role.values:
         raise ServiceError(f"“{role}” is not a role.", code="invalid_role")
     # Only owners may create owners or touch another owner.
     if (role == Role.OWNER or membership.role == Role.OWNER) and by_role != Role.OWNER:
-        raise ServiceError("Only an owner can grant or change the owner role.", code="permission_denied", status=403)
+        raise ServiceError(
+            "Only an owner can grant or change the owner role.", code="permission_denied", status=403
+        )
     if membership.role == Role.OWNER and role != Role.OWNER and org.owner_count() <= 1:
         raise ServiceError("An organization needs at least one owner.", code="last_owner", status=409)
     old = membership.role
@@ -143,10 +155,12 @@ def membership_change_role(
 
 
 @transaction.atomic
-def membership_remove(*, membership: Membership, by: User, request: HttpRequest | None = None) -> None:
+def membership_remove(
+    *, membership: Membership, by: User, request: HttpRequest | None = None, as_role: str | None = None
+) -> None:
     org = membership.organization
-    leaving_self = membership.user_id == by.pk
-    by_role = _require_role(org, by, Role.VIEWER if leaving_self else Role.ADMIN)
+    leaving_self = membership.user_id == by.pk and as_role is None  # a key never 'leaves'
+    by_role = _require_role(org, by, Role.VIEWER if leaving_self else Role.ADMIN, as_role=as_role)
     if membership.role == Role.OWNER and not leaving_self and by_role != Role.OWNER:
         raise ServiceError("Only an owner can remove an owner.", code="permission_denied", status=403)
     if membership.role == Role.OWNER and org.owner_count() <= 1:
@@ -163,9 +177,15 @@ def membership_remove(*, membership: Membership, by: User, request: HttpRequest 
 
 
 def invitation_create(
-    *, org: Organization, email: str, role: str, by: User, request: HttpRequest | None = None
+    *,
+    org: Organization,
+    email: str,
+    role: str,
+    by: User,
+    request: HttpRequest | None = None,
+    as_role: str | None = None,
 ) -> Invitation:
-    by_role = _require_role(org, by, Role.ADMIN)
+    by_role = _require_role(org, by, Role.ADMIN, as_role=as_role)
     email = email.strip().lower()
     if role == Role.OWNER and by_role != Role.OWNER:
         raise ServiceError("Only an owner can invite owners.", code="permission_denied", status=403)
@@ -176,7 +196,12 @@ def invitation_create(
     invitation = Invitation.objects.create(organization=org, email=email, role=role, invited_by=by)
     transaction.on_commit(lambda: invitation_send(invitation_id=invitation.pk))
     audit_log_record(
-        action="invitation.created", actor=by, organization=org, target=invitation, request=request, email=email
+        action="invitation.created",
+        actor=by,
+        organization=org,
+        target=invitation,
+        request=request,
+        email=email,
     )
     return invitation
 
@@ -186,7 +211,9 @@ def invitation_accept_url(invitation: Invitation) -> str:
 
 
 def invitation_send(*, invitation_id: int) -> None:
-    invitation = Invitation.objects.select_related("organization", "invited_by").filter(pk=invitation_id).first()
+    invitation = (
+        Invitation.objects.select_related("organization", "invited_by").filter(pk=invitation_id).first()
+    )
     if invitation is None or invitation.status != "pending":
         return
     context = {"invitation": invitation, "url": invitation_accept_url(invitation)}
@@ -199,10 +226,14 @@ def invitation_send(*, invitation_id: int) -> None:
 
 
 @transaction.atomic
-def invitation_accept(*, invitation: Invitation, user: User, request: HttpRequest | None = None) -> Membership:
+def invitation_accept(
+    *, invitation: Invitation, user: User, request: HttpRequest | None = None
+) -> Membership:
     invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
     if invitation.status != "pending":
-        raise ServiceError(f"This invitation is {invitation.status}.", code=f"invitation_{invitation.status}", status=410)
+        raise ServiceError(
+            f"This invitation is {invitation.status}.", code=f"invitation_{invitation.status}", status=410
+        )
     if invitation.email.lower() != user.email.lower():
         raise ServiceError(
             f"This invitation was sent to {invitation.email}. Sign in with that address to accept it.",
@@ -228,14 +259,22 @@ def invitation_accept(*, invitation: Invitation, user: User, request: HttpReques
     return membership
 
 
-def invitation_revoke(*, invitation: Invitation, by: User, request: HttpRequest | None = None) -> Invitation:
-    _require_role(invitation.organization, by, Role.ADMIN)
+def invitation_revoke(
+    *, invitation: Invitation, by: User, request: HttpRequest | None = None, as_role: str | None = None
+) -> Invitation:
+    _require_role(invitation.organization, by, Role.ADMIN, as_role=as_role)
     if invitation.status != "pending":
-        raise ServiceError(f"This invitation is already {invitation.status}.", code="invitation_not_pending", status=409)
+        raise ServiceError(
+            f"This invitation is already {invitation.status}.", code="invitation_not_pending", status=409
+        )
     invitation.revoked_at = timezone.now()
     invitation.save(update_fields=["revoked_at"])
     audit_log_record(
-        action="invitation.revoked", actor=by, organization=invitation.organization, target=invitation, request=request
+        action="invitation.revoked",
+        actor=by,
+        organization=invitation.organization,
+        target=invitation,
+        request=request,
     )
     return invitation
 
@@ -244,27 +283,48 @@ def invitation_revoke(*, invitation: Invitation, by: User, request: HttpRequest 
 
 
 def api_key_create(
-    *, org: Organization, name: str, by: User, role: str = Role.MEMBER, request: HttpRequest | None = None
+    *,
+    org: Organization,
+    name: str,
+    by: User,
+    role: str = Role.MEMBER,
+    request: HttpRequest | None = None,
+    as_role: str | None = None,
 ) -> tuple[ApiKey, str]:
     """Returns the key and its raw value. The raw value is never stored and never shown again."""
-    by_role = _require_role(org, by, Role.ADMIN)
+    by_role = _require_role(org, by, Role.ADMIN, as_role=as_role)
     if not role_at_least(by_role, role):
-        raise ServiceError("You cannot create a key with more rights than your own.", code="permission_denied", status=403)
+        raise ServiceError(
+            "You cannot create a key with more rights than your own.", code="permission_denied", status=403
+        )
     prefix, raw = ApiKey.generate()
     key = ApiKey.objects.create(
-        organization=org, name=name.strip(), prefix=prefix, key_hash=hash_api_key(raw), role=role, created_by=by
+        organization=org,
+        name=name.strip(),
+        prefix=prefix,
+        key_hash=hash_api_key(raw),
+        role=role,
+        created_by=by,
     )
-    audit_log_record(action="api_key.created", actor=by, organization=org, target=key, request=request, prefix=prefix)
+    audit_log_record(
+        action="api_key.created", actor=by, organization=org, target=key, request=request, prefix=prefix
+    )
     return key, raw
 
 
-def api_key_revoke(*, key: ApiKey, by: User, request: HttpRequest | None = None) -> ApiKey:
-    _require_role(key.organization, by, Role.ADMIN)
+def api_key_revoke(
+    *, key: ApiKey, by: User, request: HttpRequest | None = None, as_role: str | None = None
+) -> ApiKey:
+    _require_role(key.organization, by, Role.ADMIN, as_role=as_role)
     if key.revoked_at is None:
         key.revoked_at = timezone.now()
         key.save(update_fields=["revoked_at"])
         audit_log_record(
-            action="api_key.revoked", actor=by, organization=key.organization, target=key, request=request,
+            action="api_key.revoked",
+            actor=by,
+            organization=key.organization,
+            target=key,
+            request=request,
             prefix=key.prefix,
         )
     return key
@@ -274,7 +334,7 @@ def api_key_authenticate(*, raw: str) -> ApiKey | None:
     """Find the active key for a raw value, comparing hashes in constant time."""
     import hmac
 
-    parts = raw.split("_")
+    parts = raw.split("_", 2)
     if len(parts) != 3 or parts[0] != "aos" or not parts[1] or not parts[2]:
         return None
     key = ApiKey.objects.select_related("organization", "created_by").filter(prefix=parts[1]).first()

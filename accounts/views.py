@@ -14,6 +14,7 @@ from accounts.forms import ApiKeyForm, InvitationForm, OrganizationForm, RoleFor
 from accounts.middleware import SESSION_ORG_KEY
 from accounts.models import ApiKey, AuditLog, Invitation, Membership, Organization, Role
 from accounts.tenancy import get_for_org_or_404
+from config.converters import as_pk
 
 
 def landing(request: HttpRequest) -> TemplateResponse:
@@ -39,7 +40,8 @@ def dashboard(request: HttpRequest) -> TemplateResponse:
 @login_required
 @require_POST
 def org_switch(request: HttpRequest) -> HttpResponse:
-    org = Organization.objects.for_user(request.user).filter(pk=request.POST.get("org")).first()
+    pk = as_pk(request.POST.get("org"))
+    org = Organization.objects.for_user(request.user).filter(pk=pk).first() if pk else None
     if org is None:
         raise Http404("Unknown organization.")
     services.organization_switch(user=request.user, org=org)
@@ -96,7 +98,9 @@ def org_settings(request: HttpRequest) -> TemplateResponse:
             services.organization_update(org=org, by=request.user, name=form.cleaned_data["name"])
             messages.success(request, "Organization renamed.")
             return redirect("org_settings")
-        return TemplateResponse(request, "accounts/org_settings.html", _settings_context(request, org_form=form))
+        return TemplateResponse(
+            request, "accounts/org_settings.html", _settings_context(request, org_form=form)
+        )
     return TemplateResponse(request, "accounts/org_settings.html", _settings_context(request))
 
 
@@ -112,7 +116,9 @@ def _service_call(fn, **kwargs):  # type: ignore[no-untyped-def]
 
 def _settings_partial(request: HttpRequest, partial: str, **extra: object) -> HttpResponse:
     if request.htmx:  # type: ignore[attr-defined]
-        return TemplateResponse(request, f"accounts/org_settings.html#{partial}", _settings_context(request, **extra))
+        return TemplateResponse(
+            request, f"accounts/org_settings.html#{partial}", _settings_context(request, **extra)
+        )
     error = extra.get("error")
     if error:
         messages.error(request, str(error))
@@ -127,8 +133,11 @@ def member_role(request: HttpRequest, membership_id: int) -> HttpResponse:
     if not form.is_valid():
         return _settings_partial(request, "members", error="Choose a valid role.")
     _, error = _service_call(
-        services.membership_change_role, membership=membership, role=form.cleaned_data["role"],
-        by=request.user, request=request,
+        services.membership_change_role,
+        membership=membership,
+        role=form.cleaned_data["role"],
+        by=request.user,
+        request=request,
     )
     if not error and not request.htmx:  # type: ignore[attr-defined]
         messages.success(request, f"{membership.user.email} is now {membership.get_role_display()}.")
@@ -139,7 +148,9 @@ def member_role(request: HttpRequest, membership_id: int) -> HttpResponse:
 @require_POST
 def member_remove(request: HttpRequest, membership_id: int) -> HttpResponse:
     membership = get_object_or_404(Membership, pk=membership_id, organization=request.org)  # type: ignore[attr-defined]
-    _, error = _service_call(services.membership_remove, membership=membership, by=request.user, request=request)
+    _, error = _service_call(
+        services.membership_remove, membership=membership, by=request.user, request=request
+    )
     if error:
         return _settings_partial(request, "members", error=error)
     if membership.user_id == request.user.pk:
@@ -162,8 +173,12 @@ def invitation_create(request: HttpRequest) -> HttpResponse:
             status=400 if request.htmx else 200,  # type: ignore[attr-defined]
         )
     _, error = _service_call(
-        services.invitation_create, org=request.org, email=form.cleaned_data["email"],  # type: ignore[attr-defined]
-        role=form.cleaned_data["role"], by=request.user, request=request,
+        services.invitation_create,
+        org=request.org,
+        email=form.cleaned_data["email"],  # type: ignore[attr-defined]
+        role=form.cleaned_data["role"],
+        by=request.user,
+        request=request,
     )
     if error:
         form.add_error("email", error)
@@ -180,7 +195,9 @@ def invitation_create(request: HttpRequest) -> HttpResponse:
 @require_POST
 def invitation_revoke(request: HttpRequest, invitation_id: int) -> HttpResponse:
     invitation = get_for_org_or_404(Invitation, request.org, pk=invitation_id)  # type: ignore[attr-defined]
-    _, error = _service_call(services.invitation_revoke, invitation=invitation, by=request.user, request=request)
+    _, error = _service_call(
+        services.invitation_revoke, invitation=invitation, by=request.user, request=request
+    )
     return _settings_partial(request, "invitations", error=error)
 
 
@@ -189,18 +206,28 @@ def invitation_revoke(request: HttpRequest, invitation_id: int) -> HttpResponse:
 def api_key_create(request: HttpRequest) -> HttpResponse:
     form = ApiKeyForm(request.POST)
     if not form.is_valid():
-        return TemplateResponse(request, "accounts/org_settings.html", _settings_context(request, key_form=form))
+        return TemplateResponse(
+            request, "accounts/org_settings.html", _settings_context(request, key_form=form)
+        )
     result, error = _service_call(
-        services.api_key_create, org=request.org, name=form.cleaned_data["name"],  # type: ignore[attr-defined]
-        role=form.cleaned_data["role"], by=request.user, request=request,
+        services.api_key_create,
+        org=request.org,
+        name=form.cleaned_data["name"],  # type: ignore[attr-defined]
+        role=form.cleaned_data["role"],
+        by=request.user,
+        request=request,
     )
     if error:
         form.add_error("role", error)
-        return TemplateResponse(request, "accounts/org_settings.html", _settings_context(request, key_form=form))
+        return TemplateResponse(
+            request, "accounts/org_settings.html", _settings_context(request, key_form=form)
+        )
     key, raw = result
     # The raw key is rendered into this one response and never stored or shown again.
     template = "accounts/org_settings.html#api_keys" if request.htmx else "accounts/org_settings.html"  # type: ignore[attr-defined]
-    response = TemplateResponse(request, template, _settings_context(request, new_key={"key": key, "raw": raw}))
+    response = TemplateResponse(
+        request, template, _settings_context(request, new_key={"key": key, "raw": raw})
+    )
     response["Cache-Control"] = "no-store"
     return response
 
@@ -229,13 +256,20 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
     if invitation is None:
         raise Http404("This invitation link is not valid.")
     if not request.user.is_authenticated:
-        messages.info(request, f"Sign in or create an account as {invitation.email} to join {invitation.organization.name}.")
+        messages.info(
+            request,
+            f"Sign in or create an account as {invitation.email} to join {invitation.organization.name}.",
+        )
         return redirect(f"{reverse('account_signup')}?next={request.path}")
     error = None
     if request.method == "POST":
-        membership, error = _service_call(services.invitation_accept, invitation=invitation, user=request.user, request=request)
+        membership, error = _service_call(
+            services.invitation_accept, invitation=invitation, user=request.user, request=request
+        )
         if membership is not None:
             request.session[SESSION_ORG_KEY] = invitation.organization_id
             messages.success(request, f"Welcome to {invitation.organization.name}!")
             return redirect("dashboard")
-    return TemplateResponse(request, "accounts/invitation_accept.html", {"invitation": invitation, "error": error})
+    return TemplateResponse(
+        request, "accounts/invitation_accept.html", {"invitation": invitation, "error": error}
+    )

@@ -96,7 +96,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         non_field = field_errors.get("non_field_errors")
         if non_field and len(field_errors) == 1:
             message = non_field[0]
-        error_code = _first_code(detail) if _first_code(detail) not in (None, "invalid", "required") else "invalid"
+        error_code = (
+            _first_code(detail) if _first_code(detail) not in (None, "invalid", "required") else "invalid"
+        )
     elif isinstance(detail, dict | list):
         field_errors = _flatten(detail)
         message = next(iter(field_errors.values()))[0] if field_errors else "Error."
@@ -192,7 +194,11 @@ def _checks() -> dict[str, str]:
 @extend_schema(
     responses=inline_serializer(
         "Health",
-        {"status": serializers.CharField(), "checks": serializers.DictField(), "time": serializers.DateTimeField()},
+        {
+            "status": serializers.CharField(),
+            "checks": serializers.DictField(),
+            "time": serializers.DateTimeField(),
+        },
     ),
     auth=[],
 )
@@ -218,5 +224,6 @@ def readyz(request: HttpRequest) -> JsonResponse:
     """Ready to serve: the database and Redis both answer."""
     checks = _checks()
     ok = all(v == "ok" for v in checks.values())
-    return JsonResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503)
-
+    return JsonResponse(
+        {"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503
+    )

@@ -75,7 +75,19 @@ def _psql(db: str, sql: str) -> str:
 
     psql = Path(pgserver.__file__).parent / "pginstall" / "bin" / "psql"
     out = subprocess.run(  # nosec B603 - fixed binary, no shell
-        [str(psql), "-h", str(pg_socket_dir()), "-U", "postgres", "-d", db, "-v", "ON_ERROR_STOP=1", "-c", sql],
+        [
+            str(psql),
+            "-h",
+            str(pg_socket_dir()),
+            "-U",
+            "postgres",
+            "-d",
+            db,
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            sql,
+        ],
         check=True,
         capture_output=True,
         text=True,

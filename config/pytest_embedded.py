@@ -13,7 +13,9 @@ import pytest
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args: list[str]) -> None:
+def pytest_load_initial_conftests(
+    early_config: pytest.Config, parser: pytest.Parser, args: list[str]
+) -> None:
     os.environ["TESTING"] = "true"
     os.environ.setdefault("AGNO_TELEMETRY", "false")
     # Playwright's sync API runs an event loop in the test thread; Django must allow ORM calls there.

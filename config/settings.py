@@ -358,6 +358,12 @@ FERNET_KEYS = env_list("FERNET_KEYS", [])
 OPENAI_API_KEY = env_str("OPENAI_API_KEY")
 OPENAI_BASE_URL = env_str("OPENAI_BASE_URL")
 
+# ---------------------------------------------------------------- stripe
+
+STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
+STRIPE_PUBLISHABLE_KEY = env_str("STRIPE_PUBLISHABLE_KEY")
+STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET")
+
 # --------------------------------------------------------------- logging
 
 LOGGING = {

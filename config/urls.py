@@ -1,28 +1,31 @@
 from django.conf import settings
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts import api as accounts_api
 from config import api
+from config.converters import PkConverter
+
+register_converter(PkConverter, "pk")
 
 api_v1 = [
     path("", api.api_root, name="api-root"),
     path("health", api.api_health, name="api-health"),
     path("me", accounts_api.me, name="api-me"),
     path("organizations/", accounts_api.organization_list, name="api-organizations"),
-    path("organizations/<int:org_id>", accounts_api.organization_detail, name="api-organization"),
-    path("organizations/<int:org_id>/members/", accounts_api.member_list, name="api-members"),
-    path("organizations/<int:org_id>/members/<int:member_id>", accounts_api.member_detail, name="api-member"),
-    path("organizations/<int:org_id>/invitations/", accounts_api.invitation_list, name="api-invitations"),
+    path("organizations/<pk:org_id>", accounts_api.organization_detail, name="api-organization"),
+    path("organizations/<pk:org_id>/members/", accounts_api.member_list, name="api-members"),
+    path("organizations/<pk:org_id>/members/<pk:member_id>", accounts_api.member_detail, name="api-member"),
+    path("organizations/<pk:org_id>/invitations/", accounts_api.invitation_list, name="api-invitations"),
     path(
-        "organizations/<int:org_id>/invitations/<int:invitation_id>",
+        "organizations/<pk:org_id>/invitations/<pk:invitation_id>",
         accounts_api.invitation_detail,
         name="api-invitation",
     ),
     path("invitations/<str:token>/accept", accounts_api.invitation_accept, name="api-invitation-accept"),
-    path("organizations/<int:org_id>/api-keys/", accounts_api.api_key_list, name="api-keys"),
-    path("organizations/<int:org_id>/api-keys/<int:key_id>", accounts_api.api_key_detail, name="api-key"),
+    path("organizations/<pk:org_id>/api-keys/", accounts_api.api_key_list, name="api-keys"),
+    path("organizations/<pk:org_id>/api-keys/<pk:key_id>", accounts_api.api_key_detail, name="api-key"),
 ]
 
 urlpatterns = [

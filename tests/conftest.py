@@ -13,6 +13,11 @@ from tests.factories import MembershipFactory, UserFactory
 PASSWORD = "correct-horse-battery"
 
 
+def pytest_collection_modifyitems(config, items):
+    """Browser tests last: they are the slowest, and sync Playwright must not precede asyncio tests."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_redis():
     """Throttle counters and cached sessions live in the test Redis; start every test from empty."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-from accounts.models import ApiKey, AuditLog, Invitation, Role, hash_api_key
+from accounts.models import ApiKey, AuditLog, Invitation, Membership, Role, hash_api_key
 from accounts.services import api_key_create, organization_create
 
 ENVELOPE_KEYS = {"detail", "error_code", "field_errors"}
@@ -44,7 +44,12 @@ def test_create_returns_raw_key_once(alice_api, acme):
     body = response.json()
     key = ApiKey.objects.for_org(acme).get(pk=body["id"])
     assert body["key"].startswith(f"aos_{key.prefix}_")
-    assert (body["name"], body["prefix"], body["role"], body["is_active"]) == ("deploy", key.prefix, "member", True)
+    assert (body["name"], body["prefix"], body["role"], body["is_active"]) == (
+        "deploy",
+        key.prefix,
+        "member",
+        True,
+    )
     assert response["Cache-Control"] == "no-store"
 
 
@@ -60,7 +65,9 @@ def test_create_stores_only_the_hash(alice_api, acme):
 def test_create_is_audited(alice_api, alice, acme):
     response = alice_api.post(keys_url(acme), {"name": "deploy"}, format="json")
 
-    entry = AuditLog.objects.get(organization=acme, action="api_key.created", target_id=str(response.json()["id"]))
+    entry = AuditLog.objects.get(
+        organization=acme, action="api_key.created", target_id=str(response.json()["id"])
+    )
     assert entry.actor == alice
     assert entry.metadata == {"prefix": response.json()["prefix"]}
 
@@ -242,7 +249,9 @@ def test_key_cannot_revoke_another_orgs_key(acme_key, charlie, charlie_org):
 
 
 def test_key_cannot_rename_another_org(acme_key, charlie_org):
-    response = bearer(acme_key).patch(f"/api/v1/organizations/{charlie_org.pk}", {"name": "Pwned"}, format="json")
+    response = bearer(acme_key).patch(
+        f"/api/v1/organizations/{charlie_org.pk}", {"name": "Pwned"}, format="json"
+    )
 
     assert_envelope(response, 404, "not_found")
     charlie_org.refresh_from_db()
@@ -303,8 +312,45 @@ def test_viewer_key_cannot_create_keys(viewer_key, acme):
 
 
 def test_admin_key_can_rename_org(acme_key, acme):
-    response = bearer(acme_key).patch(f"/api/v1/organizations/{acme.pk}", {"name": "Acme Corp"}, format="json")
+    response = bearer(acme_key).patch(
+        f"/api/v1/organizations/{acme.pk}", {"name": "Acme Corp"}, format="json"
+    )
 
     assert response.status_code == 200, response.content
     acme.refresh_from_db()
     assert acme.name == "Acme Corp"
+
+
+def test_admin_key_cannot_grant_owner(acme_key, acme, bob):
+    """The key's role is admin: it must not borrow its owner creator's power to mint owners."""
+    m = Membership.objects.get(organization=acme, user=bob)
+
+    response = bearer(acme_key).patch(
+        f"/api/v1/organizations/{acme.pk}/members/{m.pk}", {"role": "owner"}, format="json"
+    )
+
+    assert_envelope(response, 403, "permission_denied")
+    m.refresh_from_db()
+    assert m.role == Role.MEMBER
+
+
+def test_admin_key_cannot_invite_an_owner(acme_key, acme):
+    response = bearer(acme_key).post(
+        f"/api/v1/organizations/{acme.pk}/invitations/",
+        {"email": "dana@example.com", "role": "owner"},
+        format="json",
+    )
+
+    assert_envelope(response, 403, "permission_denied")
+    assert not Invitation.objects.for_org(acme).exists()
+
+
+def test_viewer_key_cannot_remove_its_creator(viewer_key, acme, alice, bob):
+    # A second owner, so alice is not the last one and only the role check can refuse.
+    Membership.objects.filter(organization=acme, user=bob).update(role=Role.OWNER)
+    m = Membership.objects.get(organization=acme, user=alice)
+
+    response = bearer(viewer_key).delete(f"/api/v1/organizations/{acme.pk}/members/{m.pk}")
+
+    assert_envelope(response, 403, "permission_denied")
+    assert Membership.objects.filter(pk=m.pk).exists()

@@ -434,12 +434,17 @@ def invitations_url(org) -> str:
 
 
 def test_admin_can_invite(carol, acme):
-    response = as_user(carol).post(invitations_url(acme), {"email": "Dana@Example.com", "role": "member"}, format="json")
+    response = as_user(carol).post(
+        invitations_url(acme), {"email": "Dana@Example.com", "role": "member"}, format="json"
+    )
 
     assert response.status_code == 201
     body = response.json()
     assert (body["email"], body["role"], body["status"], body["invited_by"]) == (
-        "dana@example.com", "member", "pending", "carol@example.com",
+        "dana@example.com",
+        "member",
+        "pending",
+        "carol@example.com",
     )
     assert Invitation.objects.for_org(acme).pending().filter(email="dana@example.com").exists()
 
@@ -478,14 +483,18 @@ def test_viewer_cannot_invite(vera, acme):
 
 
 def test_admin_cannot_invite_an_owner(carol, acme):
-    response = as_user(carol).post(invitations_url(acme), {"email": "dana@example.com", "role": "owner"}, format="json")
+    response = as_user(carol).post(
+        invitations_url(acme), {"email": "dana@example.com", "role": "owner"}, format="json"
+    )
 
     assert_envelope(response, 403, "permission_denied")
     assert not Invitation.objects.for_org(acme).exists()
 
 
 def test_owner_can_invite_an_owner(alice_api, acme):
-    response = alice_api.post(invitations_url(acme), {"email": "dana@example.com", "role": "owner"}, format="json")
+    response = alice_api.post(
+        invitations_url(acme), {"email": "dana@example.com", "role": "owner"}, format="json"
+    )
 
     assert response.status_code == 201
     assert Invitation.objects.for_org(acme).get().role == Role.OWNER

@@ -41,7 +41,9 @@ def acme_snapshot(acme) -> dict:
     return {
         "name": acme.name,
         "members": sorted(Membership.objects.filter(organization=acme).values_list("user__email", "role")),
-        "invitations": sorted(Invitation.objects.for_org(acme).values_list("email", "revoked_at", "accepted_at")),
+        "invitations": sorted(
+            Invitation.objects.for_org(acme).values_list("email", "revoked_at", "accepted_at")
+        ),
         "keys": sorted(ApiKey.objects.for_org(acme).values_list("name", "revoked_at")),
         "audit": AuditLog.objects.filter(organization=acme).count(),
     }
@@ -127,16 +129,22 @@ def test_unknown_org_in_path_is_404(alice_api):
     assert_not_found_envelope(response)
 
 
-def test_invitation_of_another_org_cannot_be_revoked_through_own_org_path(charlie_api, charlie_org, acme_things, acme):
+def test_invitation_of_another_org_cannot_be_revoked_through_own_org_path(
+    charlie_api, charlie_org, acme_things, acme
+):
     before = acme_snapshot(acme)
 
-    response = charlie_api.delete(f"/api/v1/organizations/{charlie_org.pk}/invitations/{acme_things['invitation']}")
+    response = charlie_api.delete(
+        f"/api/v1/organizations/{charlie_org.pk}/invitations/{acme_things['invitation']}"
+    )
 
     assert_not_found_envelope(response)
     assert acme_snapshot(acme) == before
 
 
-def test_key_of_another_org_cannot_be_revoked_through_own_org_path(charlie_api, charlie_org, acme_things, acme):
+def test_key_of_another_org_cannot_be_revoked_through_own_org_path(
+    charlie_api, charlie_org, acme_things, acme
+):
     before = acme_snapshot(acme)
 
     response = charlie_api.delete(f"/api/v1/organizations/{charlie_org.pk}/api-keys/{acme_things['key']}")
@@ -145,11 +153,15 @@ def test_key_of_another_org_cannot_be_revoked_through_own_org_path(charlie_api, 
     assert acme_snapshot(acme) == before
 
 
-def test_member_of_another_org_cannot_be_touched_through_own_org_path(charlie_api, charlie_org, acme_things, acme):
+def test_member_of_another_org_cannot_be_touched_through_own_org_path(
+    charlie_api, charlie_org, acme_things, acme
+):
     before = acme_snapshot(acme)
 
     response = charlie_api.patch(
-        f"/api/v1/organizations/{charlie_org.pk}/members/{acme_things['member']}", {"role": "viewer"}, format="json"
+        f"/api/v1/organizations/{charlie_org.pk}/members/{acme_things['member']}",
+        {"role": "viewer"},
+        format="json",
     )
 
     assert_not_found_envelope(response)
@@ -224,3 +236,17 @@ def test_charlie_settings_page_shows_none_of_acme(charlie_browser, acme, acme_th
     assert "bob@example.com" not in html
     assert "dana@example.com" not in html
     assert "acme-ci" not in html
+
+
+def test_switch_to_non_numeric_org_is_404(charlie_browser, charlie, charlie_org):
+    response = charlie_browser.post(reverse("org_switch"), {"org": "abc"})
+
+    assert response.status_code == 404
+    charlie.refresh_from_db()
+    assert charlie.current_organization_id == charlie_org.pk
+
+
+def test_non_ascii_digit_x_organization_is_404(alice_api):
+    response = alice_api.get("/api/v1/me", HTTP_X_ORGANIZATION="²")
+
+    assert_not_found_envelope(response)

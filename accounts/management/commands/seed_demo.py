@@ -32,7 +32,11 @@ class Command(BaseCommand):
             if org is None:
                 org = organization_create(name="Demo Org", owner=demo)
                 Organization.objects.filter(pk=org.pk).update(slug="demo")
-                notify(user_id=demo.pk, organization_id=org.pk, text="Welcome to AgentOS! This is the demo organization.")
+                notify(
+                    user_id=demo.pk,
+                    organization_id=org.pk,
+                    text="Welcome to AgentOS! This is the demo organization.",
+                )
             admin, created = User.objects.get_or_create(
                 email=ADMIN_EMAIL, defaults={"name": "Admin", "is_staff": True, "is_superuser": True}
             )
