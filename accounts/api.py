@@ -28,7 +28,8 @@ from accounts.serializers import (
     RoleInput,
 )
 from accounts.tenancy import get_for_org_or_404
-from config.api import ApiError, ErrorEnvelopeSerializer, Pagination
+from config.api import ApiError, ErrorEnvelopeSerializer
+from config.pagination import Pagination
 
 ERRORS = {
     400: ErrorEnvelopeSerializer,

@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import (
+    ROLE_RANK,
     ApiKey,
     AuditLog,
     Invitation,
@@ -23,7 +24,6 @@ from accounts.models import (
     User,
     hash_api_key,
     role_at_least,
-    ROLE_RANK,
 )
 
 logger = logging.getLogger(__name__)
@@ -194,7 +194,9 @@ def invitation_create(
     if Invitation.objects.for_org(org).pending().filter(email__iexact=email).exists():
         raise ServiceError(f"{email} already has a pending invitation.", code="already_invited", status=409)
     invitation = Invitation.objects.create(organization=org, email=email, role=role, invited_by=by)
-    transaction.on_commit(lambda: invitation_send(invitation_id=invitation.pk))
+    from accounts.tasks import send_invitation_email
+
+    transaction.on_commit(lambda: send_invitation_email.delay(invitation.pk))
     audit_log_record(
         action="invitation.created",
         actor=by,

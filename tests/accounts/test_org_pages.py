@@ -14,8 +14,19 @@ def _as(client, user, org):
     return client
 
 
-@pytest.mark.parametrize("path", ["/dashboard/", "/orgs/settings/", "/agents/", "/workflows/", "/knowledge/",
-                                  "/community/", "/integrations/", "/billing/"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/dashboard/",
+        "/orgs/settings/",
+        "/agents/",
+        "/workflows/",
+        "/knowledge/",
+        "/community/",
+        "/integrations/",
+        "/billing/",
+    ],
+)
 def test_every_nav_page_renders_for_a_member(client, alice, acme, path):
     response = _as(client, alice, acme).get(path)
 

@@ -48,7 +48,8 @@ def test_duplicate_email_gets_form_error_and_no_second_user(client, alice):
 
 def test_signup_password_mismatch_shows_error_beside_field(client):
     response = client.post(
-        "/accounts/signup/", {"email": "x@example.com", "password1": "a-Strong-pass-42", "password2": "other-pass-42"}
+        "/accounts/signup/",
+        {"email": "x@example.com", "password1": "a-Strong-pass-42", "password2": "other-pass-42"},
     )
 
     assert response.status_code == 200
@@ -57,7 +58,9 @@ def test_signup_password_mismatch_shows_error_beside_field(client):
 
 
 def test_login_is_audited(client, alice):
-    response = client.post("/accounts/login/", {"login": "alice@example.com", "password": "correct-horse-battery"})
+    response = client.post(
+        "/accounts/login/", {"login": "alice@example.com", "password": "correct-horse-battery"}
+    )
 
     assert response.status_code == 302
     assert AuditLog.objects.filter(action="auth.login", actor=alice).exists()

@@ -52,7 +52,9 @@ async def test_other_users_notifications_never_arrive(alice, charlie):
 
 
 async def test_anonymous_socket_is_refused():
-    communicator = WebsocketCommunicator(application, "/ws/notifications/", headers=[(b"origin", b"http://127.0.0.1:8000")])
+    communicator = WebsocketCommunicator(
+        application, "/ws/notifications/", headers=[(b"origin", b"http://127.0.0.1:8000")]
+    )
 
     connected, code = await communicator.connect()
 
