@@ -6,7 +6,7 @@ from django.db import transaction
 from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.decorators import api_view, permission_classes
+from rest_framework.decorators import api_view, permission_classes, throttle_classes
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
@@ -28,7 +28,7 @@ from accounts.serializers import (
     RoleInput,
 )
 from accounts.tenancy import get_for_org_or_404
-from config.api import ApiError, ErrorEnvelopeSerializer
+from config.api import ApiError, AuthRateThrottle, ErrorEnvelopeSerializer
 from config.pagination import Pagination
 
 ERRORS = {
@@ -262,6 +262,7 @@ def invitation_detail(request: Request, org_id: int, invitation_id: int) -> Resp
 @extend_schema(request=None, responses={200: MembershipOutput, **ERRORS}, tags=["organizations"])
 @api_view(["POST"])
 @permission_classes([IsAuthenticated])
+@throttle_classes([AuthRateThrottle])
 def invitation_accept(request: Request, token: str) -> Response:
     """Accept an invitation (app clients). The signed-in user's email must match the invitation."""
     if isinstance(request.auth, ApiKey):

@@ -16,7 +16,7 @@ from rest_framework.decorators import api_view, authentication_classes, permissi
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import exception_handler as drf_exception_handler
 
 logger = logging.getLogger(__name__)
@@ -118,10 +118,16 @@ class ApiError(exceptions.APIException):
         super().__init__(detail=detail, code=code)
 
 
-class AuthRateThrottle(ScopedRateThrottle):
-    """Stricter limit for endpoints that take credentials (scope 'auth')."""
+class AuthRateThrottle(SimpleRateThrottle):
+    """Stricter limit (THROTTLE_AUTH) for endpoints that take a credential or token, keyed by client IP.
 
-    scope_attr = "throttle_scope"
+    allauth's own endpoints (sign-in, sign-up, reset) have their rate limits in ACCOUNT_RATE_LIMITS.
+    """
+
+    scope = "auth"
+
+    def get_cache_key(self, request: Request, view: object) -> str:
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
 
 
 def api_404(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
@@ -144,6 +150,7 @@ def api_404(request: HttpRequest, exception: Exception | None = None) -> JsonRes
         },
     ),
     auth=[],
+    tags=["meta"],
 )
 @api_view(["GET"])
 @authentication_classes([])
@@ -200,6 +207,7 @@ def _checks() -> dict[str, str]:
         },
     ),
     auth=[],
+    tags=["meta"],
 )
 @api_view(["GET"])
 @authentication_classes([])

@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     # third party
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_htmx",
     "template_partials",
     "channels",
@@ -214,6 +215,7 @@ ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 ACCOUNT_LOGOUT_ON_GET = False
 ACCOUNT_ADAPTER = "accounts.adapters.AccountAdapter"
 ACCOUNT_RATE_LIMITS = {
+    "login": env_str("RATE_LIMIT_LOGIN", "30/m/ip"),
     "login_failed": env_str("RATE_LIMIT_LOGIN_FAILED", "10/m/ip,5/5m/key"),
     "signup": env_str("RATE_LIMIT_SIGNUP", "20/m/ip"),
     "reset_password": "20/m/ip,5/m/key",  # nosec B105 - a rate limit, not a password
@@ -297,14 +299,14 @@ SPECTACULAR_SETTINGS = {
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "APPEND_COMPONENTS": {
-        "securitySchemes": {
-            "ApiKey": {"type": "http", "scheme": "bearer", "description": "Organization API key"},
-            "SessionToken": {"type": "apiKey", "in": "header", "name": "X-Session-Token"},
-        }
+    "ENUM_NAME_OVERRIDES": {
+        "RoleEnum": "accounts.models.Role",
+        "KeyRoleEnum": ["admin", "member", "viewer"],
     },
-    "SECURITY": [{"ApiKey": []}, {"SessionToken": []}],
 }
 
 # ---------------------------------------------------------------- static

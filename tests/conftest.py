@@ -20,8 +20,12 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(autouse=True)
 def _fresh_redis():
-    """Throttle counters and cached sessions live in the test Redis; start every test from empty."""
-    cache.clear()
+    """Throttle counters, rate limits and cached sessions live in the test Redis: start every test
+    without them. Only the cache's keys go; Celery's and Channels' keys in the same Redis stay."""
+    client = cache._cache.get_client(write=True)
+    keys = list(client.scan_iter(match=f"{cache.key_prefix}:*", count=1000))
+    if keys:
+        client.delete(*keys)
     yield
 
 

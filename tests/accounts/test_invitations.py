@@ -116,3 +116,51 @@ def test_member_cannot_invite_through_html(client, bob, acme):
 
     assert response.status_code == 403
     assert not Invitation.objects.filter(email="eve@example.com").exists()
+
+
+def test_guessing_invitation_tokens_is_throttled(alice, charlie):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.force_authenticate(charlie)
+    codes = [client.post(f"/api/v1/invitations/guess-{i}/accept").status_code for i in range(12)]
+
+    assert codes[:10] == [404] * 10
+    assert codes[10] == 429
+    response = client.post("/api/v1/invitations/guess-x/accept")
+    assert response.status_code == 429
+    assert int(response["Retry-After"]) > 0
+    assert response.json()["error_code"] == "throttled"
+
+
+def test_repeated_failed_app_logins_are_locked_out(client, alice):
+    import json
+
+    def attempt(password):
+        return client.post(
+            "/_allauth/app/v1/auth/login",
+            data=json.dumps({"email": "alice@example.com", "password": password}),
+            content_type="application/json",
+        )
+
+    codes = [attempt(f"wrong-{i}").json()["errors"][0]["code"] for i in range(6)]
+    assert codes[:5] == ["email_password_mismatch"] * 5
+    assert codes[5] == "too_many_login_attempts"
+    # Even the right password is refused while the lock-out lasts.
+    assert attempt("correct-horse-battery").status_code == 400
+
+
+def test_app_login_endpoint_answers_429_over_its_rate(client, alice, settings):
+    import json
+
+    settings.ACCOUNT_RATE_LIMITS = {**settings.ACCOUNT_RATE_LIMITS, "login": "3/m/ip"}
+    codes = [
+        client.post(
+            "/_allauth/app/v1/auth/login",
+            data=json.dumps({"email": "alice@example.com", "password": "correct-horse-battery"}),
+            content_type="application/json",
+        ).status_code
+        for _ in range(4)
+    ]
+
+    assert codes == [200, 200, 200, 429]

@@ -49,3 +49,10 @@ def test_signup_with_taken_email_shows_the_error_in_the_page(live_server, page, 
     error = page.locator(".field-error").first
     assert "already" in error.inner_text().lower()
     assert User.objects.filter(email="alice@example.com").count() == 1
+
+
+def test_swagger_ui_renders_the_schema_from_vendored_assets(live_server, page):
+    page.goto(live_server.url + "/api/docs/")
+
+    page.wait_for_selector(".opblock")
+    assert page.locator(".opblock-summary-path", has_text="/api/v1/me").count() >= 1
