@@ -7,7 +7,7 @@ PORT ?= 8000
 export AGNO_TELEMETRY := false
 export PATH := $(BIN):$(PATH)
 
-.PHONY: run test bench lint typecheck css services stop venv venv-dev migrate seed superuser clean-data
+.PHONY: run test bench lint css services stop venv venv-dev migrate seed superuser clean-data
 
 $(VENV)/.base-installed: requirements/base.txt
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -51,9 +51,8 @@ lint: venv-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/bandit -q -c pyproject.toml -r accounts agents billing community config integrations knowledge workflows
+	$(BIN)/mypy accounts agents billing community config integrations knowledge workflows
 
-typecheck: venv-dev
-	$(BIN)/mypy accounts config community
 
 css:
 	scripts/build_css.sh

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from django.db import transaction
 from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -13,7 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts import services
-from accounts.models import ApiKey, Invitation, Membership, Organization, Role, role_at_least
+from accounts.models import ApiKey, Invitation, Membership, Organization, Role, User, role_at_least
 from accounts.permissions import OrgContext, resolve_api_org, resolve_path_org
 from accounts.serializers import (
     ApiKeyCreatedOutput,
@@ -69,9 +71,14 @@ def _call(fn, **kwargs):  # type: ignore[no-untyped-def]
         raise ApiError(exc.status, exc.code, str(exc))
 
 
+def _user(request: Request) -> User:
+    """The signed-in person (IsAuthenticated has already run)."""
+    return cast(User, request.user)
+
+
 def _paginate(request: Request, queryset, serializer_class, **context):  # type: ignore[no-untyped-def]
     paginator = Pagination()
-    page = paginator.paginate_queryset(queryset, request)
+    page: list | None = paginator.paginate_queryset(queryset, request)
     data = serializer_class(page, many=True, context={"request": request, **context}).data
     return paginator.get_paginated_response(data)
 
@@ -79,7 +86,7 @@ def _paginate(request: Request, queryset, serializer_class, **context):  # type:
 def _user_roles(request: Request, ctx: OrgContext) -> dict[int, str]:
     if ctx.api_key is not None:
         return {ctx.org.pk: ctx.role}
-    return dict(Membership.objects.filter(user=request.user).values_list("organization_id", "role"))
+    return dict(Membership.objects.filter(user=_user(request)).values_list("organization_id", "role"))
 
 
 # ------------------------------------------------------------------ me
@@ -127,7 +134,7 @@ def organization_list(request: Request) -> Response:
             raise PermissionDenied("API keys cannot create organizations.")
         body = OrganizationInput(data=request.data)
         body.is_valid(raise_exception=True)
-        org = services.organization_create(name=body.validated_data["name"], owner=request.user)
+        org = services.organization_create(name=body.validated_data["name"], owner=_user(request))
         return Response(
             OrganizationOutput(org, context={"roles": {org.pk: Role.OWNER}}).data,
             status=status.HTTP_201_CREATED,
@@ -135,7 +142,7 @@ def organization_list(request: Request) -> Response:
     if isinstance(request.auth, ApiKey):
         roles = {request.auth.organization_id: request.auth.role}
     else:
-        roles = dict(Membership.objects.filter(user=request.user).values_list("organization_id", "role"))
+        roles = dict(Membership.objects.filter(user=_user(request)).values_list("organization_id", "role"))
     queryset = Organization.objects.filter(pk__in=roles.keys()).order_by("-is_personal", "name")
     return _paginate(request, queryset, OrganizationOutput, roles=roles)
 

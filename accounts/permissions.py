@@ -49,7 +49,7 @@ def resolve_api_org(request: Request) -> OrgContext:
             membership = memberships.filter(**_lookup_header_org(header)).first()
         else:
             membership = (
-                memberships.filter(organization_id=user.current_organization_id).first()
+                memberships.filter(organization_id=user.current_organization_id or 0).first()
                 or memberships.order_by("-organization__is_personal", "created_at").first()
             )
         if membership is None:
@@ -67,10 +67,9 @@ def resolve_path_org(request: Request, org_id: int | str) -> OrgContext:
             raise Http404("Unknown organization.")
         return OrgContext(org=key.organization, role=key.role, api_key=key)
     user = request.user
+    pk = as_pk(org_id) or 0
     membership = (
-        Membership.objects.select_related("organization")
-        .filter(user=user, organization_id=as_pk(org_id))
-        .first()
+        Membership.objects.select_related("organization").filter(user=user, organization_id=pk).first()
         if user.is_authenticated and as_pk(org_id) is not None
         else None
     )

@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from django.db import models
 from django.http import Http404
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 
 class TenantQuerySet(models.QuerySet):
-    def for_org(self, org: Organization | int | None) -> TenantQuerySet:
+    def for_org(self, org: Organization | int | None) -> Self:
         if org is None:
             return self.none()
         org_id = org if isinstance(org, int) else org.pk

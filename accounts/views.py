@@ -14,6 +14,7 @@ from accounts.forms import ApiKeyForm, InvitationForm, OrganizationForm, RoleFor
 from accounts.middleware import SESSION_ORG_KEY
 from accounts.models import ApiKey, AuditLog, Invitation, Membership, Organization, Role
 from accounts.tenancy import get_for_org_or_404
+from accounts.types import AuthedHttpRequest
 from config.converters import as_pk
 
 
@@ -22,8 +23,8 @@ def landing(request: HttpRequest) -> TemplateResponse:
 
 
 @org_role_required(Role.VIEWER)
-def dashboard(request: HttpRequest) -> TemplateResponse:
-    org = request.org  # type: ignore[attr-defined]
+def dashboard(request: AuthedHttpRequest) -> TemplateResponse:
+    org = request.org
     return TemplateResponse(
         request,
         "accounts/dashboard.html",
@@ -39,7 +40,7 @@ def dashboard(request: HttpRequest) -> TemplateResponse:
 
 @login_required
 @require_POST
-def org_switch(request: HttpRequest) -> HttpResponse:
+def org_switch(request: AuthedHttpRequest) -> HttpResponse:
     pk = as_pk(request.POST.get("org"))
     org = Organization.objects.for_user(request.user).filter(pk=pk).first() if pk else None
     if org is None:
@@ -54,7 +55,7 @@ def org_switch(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def org_create(request: HttpRequest) -> HttpResponse:
+def org_create(request: AuthedHttpRequest) -> HttpResponse:
     form = OrganizationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         org = services.organization_create(name=form.cleaned_data["name"], owner=request.user)
@@ -65,8 +66,8 @@ def org_create(request: HttpRequest) -> HttpResponse:
     return TemplateResponse(request, "accounts/org_create.html", {"form": form})
 
 
-def _settings_context(request: HttpRequest, **extra: object) -> dict[str, object]:
-    org = request.org  # type: ignore[attr-defined]
+def _settings_context(request: AuthedHttpRequest, **extra: object) -> dict[str, object]:
+    org = request.org
     context: dict[str, object] = {
         "org": org,
         "members": org.memberships.select_related("user").order_by("created_at"),
@@ -83,13 +84,13 @@ def _settings_context(request: HttpRequest, **extra: object) -> dict[str, object
 
 
 @org_role_required(Role.VIEWER)
-def org_settings(request: HttpRequest) -> TemplateResponse:
-    org = request.org  # type: ignore[attr-defined]
+def org_settings(request: AuthedHttpRequest) -> HttpResponse:
+    org = request.org
     if request.method == "POST":
         # Renaming is an admin action; the rest of the page is read-only for lower roles.
         from accounts.models import role_at_least
 
-        if not role_at_least(request.org_role, Role.ADMIN):  # type: ignore[attr-defined]
+        if not role_at_least(request.org_role, Role.ADMIN):
             from django.core.exceptions import PermissionDenied
 
             raise PermissionDenied("Only admins can rename the organization.")
@@ -114,8 +115,8 @@ def _service_call(fn, **kwargs):  # type: ignore[no-untyped-def]
         return None, str(exc)
 
 
-def _settings_partial(request: HttpRequest, partial: str, **extra: object) -> HttpResponse:
-    if request.htmx:  # type: ignore[attr-defined]
+def _settings_partial(request: AuthedHttpRequest, partial: str, **extra: object) -> HttpResponse:
+    if request.htmx:
         return TemplateResponse(
             request, f"accounts/org_settings.html#{partial}", _settings_context(request, **extra)
         )
@@ -127,8 +128,8 @@ def _settings_partial(request: HttpRequest, partial: str, **extra: object) -> Ht
 
 @org_role_required(Role.ADMIN)
 @require_POST
-def member_role(request: HttpRequest, membership_id: int) -> HttpResponse:
-    membership = get_object_or_404(Membership, pk=membership_id, organization=request.org)  # type: ignore[attr-defined]
+def member_role(request: AuthedHttpRequest, membership_id: int) -> HttpResponse:
+    membership = get_object_or_404(Membership, pk=membership_id, organization=request.org)
     form = RoleForm(request.POST)
     if not form.is_valid():
         return _settings_partial(request, "members", error="Choose a valid role.")
@@ -139,15 +140,15 @@ def member_role(request: HttpRequest, membership_id: int) -> HttpResponse:
         by=request.user,
         request=request,
     )
-    if not error and not request.htmx:  # type: ignore[attr-defined]
+    if not error and not request.htmx:
         messages.success(request, f"{membership.user.email} is now {membership.get_role_display()}.")
     return _settings_partial(request, "members", error=error)
 
 
 @org_role_required(Role.VIEWER)
 @require_POST
-def member_remove(request: HttpRequest, membership_id: int) -> HttpResponse:
-    membership = get_object_or_404(Membership, pk=membership_id, organization=request.org)  # type: ignore[attr-defined]
+def member_remove(request: AuthedHttpRequest, membership_id: int) -> HttpResponse:
+    membership = get_object_or_404(Membership, pk=membership_id, organization=request.org)
     _, error = _service_call(
         services.membership_remove, membership=membership, by=request.user, request=request
     )
@@ -163,19 +164,19 @@ def member_remove(request: HttpRequest, membership_id: int) -> HttpResponse:
 
 @org_role_required(Role.ADMIN)
 @require_POST
-def invitation_create(request: HttpRequest) -> HttpResponse:
+def invitation_create(request: AuthedHttpRequest) -> HttpResponse:
     form = InvitationForm(request.POST)
     if not form.is_valid():
         return TemplateResponse(
             request,
-            "accounts/org_settings.html#invitations" if request.htmx else "accounts/org_settings.html",  # type: ignore[attr-defined]
+            "accounts/org_settings.html#invitations" if request.htmx else "accounts/org_settings.html",
             _settings_context(request, invite_form=form),
-            status=400 if request.htmx else 200,  # type: ignore[attr-defined]
+            status=400 if request.htmx else 200,
         )
     _, error = _service_call(
         services.invitation_create,
         org=request.org,
-        email=form.cleaned_data["email"],  # type: ignore[attr-defined]
+        email=form.cleaned_data["email"],
         role=form.cleaned_data["role"],
         by=request.user,
         request=request,
@@ -184,7 +185,7 @@ def invitation_create(request: HttpRequest) -> HttpResponse:
         form.add_error("email", error)
         return TemplateResponse(
             request,
-            "accounts/org_settings.html#invitations" if request.htmx else "accounts/org_settings.html",  # type: ignore[attr-defined]
+            "accounts/org_settings.html#invitations" if request.htmx else "accounts/org_settings.html",
             _settings_context(request, invite_form=form),
         )
     messages.success(request, f"Invitation sent to {form.cleaned_data['email']}.")
@@ -193,8 +194,8 @@ def invitation_create(request: HttpRequest) -> HttpResponse:
 
 @org_role_required(Role.ADMIN)
 @require_POST
-def invitation_revoke(request: HttpRequest, invitation_id: int) -> HttpResponse:
-    invitation = get_for_org_or_404(Invitation, request.org, pk=invitation_id)  # type: ignore[attr-defined]
+def invitation_revoke(request: AuthedHttpRequest, invitation_id: int) -> HttpResponse:
+    invitation = get_for_org_or_404(Invitation, request.org, pk=invitation_id)
     _, error = _service_call(
         services.invitation_revoke, invitation=invitation, by=request.user, request=request
     )
@@ -203,7 +204,7 @@ def invitation_revoke(request: HttpRequest, invitation_id: int) -> HttpResponse:
 
 @org_role_required(Role.ADMIN)
 @require_POST
-def api_key_create(request: HttpRequest) -> HttpResponse:
+def api_key_create(request: AuthedHttpRequest) -> HttpResponse:
     form = ApiKeyForm(request.POST)
     if not form.is_valid():
         return TemplateResponse(
@@ -212,7 +213,7 @@ def api_key_create(request: HttpRequest) -> HttpResponse:
     result, error = _service_call(
         services.api_key_create,
         org=request.org,
-        name=form.cleaned_data["name"],  # type: ignore[attr-defined]
+        name=form.cleaned_data["name"],
         role=form.cleaned_data["role"],
         by=request.user,
         request=request,
@@ -224,7 +225,7 @@ def api_key_create(request: HttpRequest) -> HttpResponse:
         )
     key, raw = result
     # The raw key is rendered into this one response and never stored or shown again.
-    template = "accounts/org_settings.html#api_keys" if request.htmx else "accounts/org_settings.html"  # type: ignore[attr-defined]
+    template = "accounts/org_settings.html#api_keys" if request.htmx else "accounts/org_settings.html"
     response = TemplateResponse(
         request, template, _settings_context(request, new_key={"key": key, "raw": raw})
     )
@@ -234,19 +235,19 @@ def api_key_create(request: HttpRequest) -> HttpResponse:
 
 @org_role_required(Role.ADMIN)
 @require_POST
-def api_key_revoke(request: HttpRequest, key_id: int) -> HttpResponse:
-    key = get_for_org_or_404(ApiKey, request.org, pk=key_id)  # type: ignore[attr-defined]
+def api_key_revoke(request: AuthedHttpRequest, key_id: int) -> HttpResponse:
+    key = get_for_org_or_404(ApiKey, request.org, pk=key_id)
     services.api_key_revoke(key=key, by=request.user, request=request)
-    if not request.htmx:  # type: ignore[attr-defined]
+    if not request.htmx:
         messages.success(request, f"Revoked key {key.prefix}….")
     return _settings_partial(request, "api_keys")
 
 
 @org_role_required(Role.ADMIN)
-def audit_log(request: HttpRequest) -> TemplateResponse:
+def audit_log(request: AuthedHttpRequest) -> TemplateResponse:
     from django.core.paginator import Paginator
 
-    entries = AuditLog.objects.filter(organization=request.org).select_related("actor")  # type: ignore[attr-defined]
+    entries = AuditLog.objects.filter(organization=request.org).select_related("actor")
     page = Paginator(entries, 50).get_page(request.GET.get("page"))
     return TemplateResponse(request, "accounts/audit_log.html", {"page": page})
 

@@ -129,13 +129,12 @@ DATABASE_URL = env_str("DATABASE_URL")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
 else:
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.postgresql",
-            **embedded.pg_settings(),
-            "CONN_MAX_AGE": env_int("DB_CONN_MAX_AGE", 0 if TESTING else 60),
-        }
+    _embedded_db: dict[str, object] = {
+        "ENGINE": "django.db.backends.postgresql",
+        **embedded.pg_settings(),
+        "CONN_MAX_AGE": env_int("DB_CONN_MAX_AGE", 0 if TESTING else 60),
     }
+    DATABASES = {"default": _embedded_db}  # type: ignore[dict-item]
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -10,7 +10,7 @@ register = template.Library()
 @register.filter
 def as_input(field: BoundField, extra: str = "") -> SafeString:
     """Render a form widget with our input styling and aria-invalid when it has errors."""
-    attrs = {"class": f"input {extra}".strip()}
+    attrs: dict[str, str | bool] = {"class": f"input {extra}".strip()}
     if field.errors:
         attrs["aria-invalid"] = "true"
         attrs["aria-describedby"] = f"{field.auto_id}_errors"
