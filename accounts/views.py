@@ -166,30 +166,22 @@ def member_remove(request: AuthedHttpRequest, membership_id: int) -> HttpRespons
 @require_POST
 def invitation_create(request: AuthedHttpRequest) -> HttpResponse:
     form = InvitationForm(request.POST)
-    if not form.is_valid():
-        return TemplateResponse(
-            request,
-            "accounts/org_settings.html#invitations" if request.htmx else "accounts/org_settings.html",
-            _settings_context(request, invite_form=form),
-            status=400 if request.htmx else 200,
+    if form.is_valid():
+        _, error = _service_call(
+            services.invitation_create,
+            org=request.org,
+            email=form.cleaned_data["email"],
+            role=form.cleaned_data["role"],
+            by=request.user,
+            request=request,
         )
-    _, error = _service_call(
-        services.invitation_create,
-        org=request.org,
-        email=form.cleaned_data["email"],
-        role=form.cleaned_data["role"],
-        by=request.user,
-        request=request,
-    )
-    if error:
+        if error is None:
+            messages.success(request, f"Invitation sent to {form.cleaned_data['email']}.")
+            return _settings_partial(request, "invitations")
         form.add_error("email", error)
-        return TemplateResponse(
-            request,
-            "accounts/org_settings.html#invitations" if request.htmx else "accounts/org_settings.html",
-            _settings_context(request, invite_form=form),
-        )
-    messages.success(request, f"Invitation sent to {form.cleaned_data['email']}.")
-    return _settings_partial(request, "invitations")
+    # htmx swaps only 2xx answers, so the form with its errors comes back as a 200.
+    template = "accounts/org_settings.html#invitations" if request.htmx else "accounts/org_settings.html"
+    return TemplateResponse(request, template, _settings_context(request, invite_form=form))
 
 
 @org_role_required(Role.ADMIN)

@@ -7,23 +7,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import ApiKey, AuditLog, Invitation, Membership, Role, hash_api_key
 from accounts.services import api_key_create, organization_create
-
-ENVELOPE_KEYS = {"detail", "error_code", "field_errors"}
-
-
-def assert_envelope(response, status: int, error_code: str) -> dict:
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert set(body) == ENVELOPE_KEYS
-    assert body["error_code"] == error_code
-    assert isinstance(body["detail"], str) and body["detail"]
-    return body
-
-
-def bearer(raw: str) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
-    return client
+from tests.helpers import assert_envelope, bearer
 
 
 def keys_url(org) -> str:

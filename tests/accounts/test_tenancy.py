@@ -10,16 +10,11 @@ from rest_framework.test import APIClient
 from accounts.middleware import SESSION_ORG_KEY
 from accounts.models import ApiKey, AuditLog, Invitation, Membership, Role
 from accounts.services import api_key_create, invitation_create
-
-ENVELOPE_KEYS = {"detail", "error_code", "field_errors"}
+from tests.helpers import assert_envelope
 
 
 def assert_not_found_envelope(response) -> None:
-    assert response.status_code == 404, response.content
-    body = response.json()
-    assert set(body) == ENVELOPE_KEYS
-    assert body["error_code"] == "not_found"
-    assert body["field_errors"] == {}
+    assert assert_envelope(response, 404, "not_found")["field_errors"] == {}
 
 
 @pytest.fixture

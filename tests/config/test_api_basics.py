@@ -8,19 +8,7 @@ import pytest
 from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
 
 from accounts.models import Invitation, Organization
-
-ENVELOPE_KEYS = {"detail", "error_code", "field_errors"}
-
-
-def assert_envelope(response, status: int, error_code: str) -> dict:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"].startswith("application/json")
-    body = json.loads(response.content)
-    assert set(body) == ENVELOPE_KEYS
-    assert body["error_code"] == error_code
-    assert isinstance(body["detail"], str) and body["detail"]
-    return body
-
+from tests.helpers import assert_envelope
 
 # ------------------------------------------------------------ root and health
 

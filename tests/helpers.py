@@ -1,0 +1,32 @@
+"""Small assertion helpers shared by the API tests."""
+
+from __future__ import annotations
+
+import json
+
+from rest_framework.test import APIClient
+
+ENVELOPE_KEYS = {"detail", "error_code", "field_errors"}
+
+
+def assert_envelope(response, status: int, error_code: str) -> dict:
+    """The response is our documented error envelope with this status and code."""
+    assert response.status_code == status, response.content
+    assert response["Content-Type"].startswith("application/json")
+    body = json.loads(response.content)
+    assert set(body) == ENVELOPE_KEYS
+    assert body["error_code"] == error_code
+    assert isinstance(body["detail"], str) and body["detail"]
+    return body
+
+
+def as_user(user) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def bearer(raw: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    return client
