@@ -1,6 +1,6 @@
 """Tests for bench/fake_llm.py — no Django needed.
 
-Run: AGNO_TELEMETRY=false .venv/bin/python -m pytest tests/bench -p no:django -q
+Run: AGNO_TELEMETRY=false .venv/bin/python -m pytest tests/bench -q
 """
 
 from __future__ import annotations
