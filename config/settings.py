@@ -379,3 +379,12 @@ LOGGING = {
         "daphne": {"level": "WARNING"},
     },
 }
+
+# ------------------------------------------------------------ outbound http
+
+# The safe client for user-configured URLs (integrations/safe_http.py). The allow-list holds host
+# names or CIDRs exempt from the private-address block, e.g. "10.0.0.0/8,ollama.internal".
+OUTBOUND_ALLOW_HOSTS = env_list("OUTBOUND_ALLOW_HOSTS", [])
+OUTBOUND_TIMEOUT_SECONDS = env_int("OUTBOUND_TIMEOUT_SECONDS", 10)
+OUTBOUND_MAX_RESPONSE_BYTES = env_int("OUTBOUND_MAX_RESPONSE_BYTES", 5 * 1024 * 1024)
+OUTBOUND_MAX_REDIRECTS = env_int("OUTBOUND_MAX_REDIRECTS", 5)

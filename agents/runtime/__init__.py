@@ -1,0 +1,1 @@
+"""The agent runtime: providers, tools, guardrails, building agno agents and executing runs."""

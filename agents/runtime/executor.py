@@ -1,0 +1,404 @@
+"""Executing one AgentRun in a worker: claim it, build the agent, stream, record, settle.
+
+Steps (ARCHITECTURE "A chat message, end to end", 4 and 7):
+- claim the run with a conditional update, so a redelivered task is harmless;
+- re-check that the run's user may still use the agent's organization;
+- stream from the model; every delta, tool call, handoff and guardrail trip is a RunEvent;
+- if the primary model fails before producing anything, try the fallback model;
+- save the assistant message, tokens, cost, latency and trace in one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from decimal import Decimal
+from typing import Any
+
+from agno.models.message import Message as AgnoMessage
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import Membership
+from accounts.services import ServiceError
+from agents.config import ModelChoice
+from agents.models import AgentMemory, AgentRun, Message
+from agents.runtime import cancel
+from agents.runtime.builder import build_agent
+from agents.runtime.events import EventWriter
+from agents.runtime.guardrails import Trip, check_output
+from agents.runtime.providers import begin_tracking, close_tracked, cost_of
+from agents.runtime.tools import ToolContext
+
+logger = logging.getLogger(__name__)
+HISTORY_LIMIT = 20
+CANCEL_POLL_SECONDS = 0.1
+
+
+class RunFailed(Exception):
+    pass
+
+
+class ModelFailed(Exception):
+    """The provider failed before any output was produced (so a fallback may take over)."""
+
+
+def _history(run: AgentRun) -> list[AgnoMessage]:
+    if run.session_id is None:
+        return []
+    rows = list(
+        Message.objects.filter(
+            session_id=run.session_id, role__in=[Message.Role.USER, Message.Role.ASSISTANT]
+        )
+        .exclude(run_id=run.pk, role=Message.Role.USER)
+        .order_by("-created_at", "-id")
+        .values_list("role", "content")[:HISTORY_LIMIT]
+    )
+    return [AgnoMessage(role=role, content=content) for role, content in reversed(rows) if content]
+
+
+def _extra_context(run: AgentRun, memory_enabled: bool, memory_limit: int) -> str:
+    parts = []
+    entries = list(run.agent.context_entries.values_list("key", "value"))
+    if entries:
+        parts.append("Context:\n" + "\n".join(f"- {k}: {v}" for k, v in entries))
+    if memory_enabled and run.user_id:
+        facts = list(
+            AgentMemory.objects.filter(agent_id=run.agent_id, user_id=run.user_id).values_list(
+                "content", flat=True
+            )[:memory_limit]
+        )
+        if facts:
+            parts.append("What you remember about this user:\n" + "\n".join(f"- {f}" for f in facts))
+    return "\n\n".join(parts)
+
+
+def _still_allowed(run: AgentRun) -> bool:
+    if run.user_id is None:
+        return True  # API-key runs: the key was checked when the run was created
+    return Membership.objects.filter(user_id=run.user_id, organization_id=run.organization_id).exists()
+
+
+class Execution:
+    def __init__(self, run: AgentRun):
+        self.run = run
+        self.events = EventWriter(run.pk, run.last_seq)
+        self.text: list[str] = []
+        self.tool_calls: dict[str, dict[str, Any]] = {}
+        self.trace: list[dict[str, Any]] = []
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.cost = Decimal(0)
+        self.started = time.monotonic()
+        self.cancelled = False
+        self.structured: Any = None
+        self.buffer_output = False
+
+    def ms(self) -> int:
+        return int((time.monotonic() - self.started) * 1000)
+
+    # ---------------------------------------------------------------- trips
+    def on_trip(self, trip: Trip) -> None:
+        self.events.emit("guardrail", {"stage": trip.stage, "rule": trip.rule, "message": trip.message})
+
+    # --------------------------------------------------------------- stream
+    def stream(self, choice: ModelChoice | None) -> None:
+        run = self.run
+        config_built = build_agent(
+            agent=run.agent,
+            version=run.version,
+            ctx=ToolContext(run.organization_id, run.agent_id, run.pk, run.user_id),
+            model_choice=choice,
+            history=_history(run),
+            extra_context=self._context,
+            on_trip=self.on_trip,
+        )
+        self.built = config_built
+        self.buffer_output = (
+            config_built.config.guardrails.output.pii_redaction or config_built.schema is not None
+        )
+        self.events.emit("model", {"model": config_built.model_label, "phase": "start", "at_ms": self.ms()})
+        produced = False
+        last_poll = time.monotonic()
+        begin_tracking()
+        iterator: Any = config_built.runner.run(
+            run.input, stream=True, stream_events=True, yield_run_output=True
+        )
+        final: Any = None
+        for ev in iterator:
+            name = getattr(ev, "event", "") or ""
+            if time.monotonic() - last_poll > CANCEL_POLL_SECONDS:
+                last_poll = time.monotonic()
+                if cancel.is_requested(run.pk):
+                    self.cancelled = True
+                    close_tracked()  # agno leaves the HTTP stream open; close it so the provider stops
+                    break
+            if name.endswith("RunContent"):
+                content = ev.content
+                if isinstance(content, str):
+                    if content:
+                        produced = True
+                        self.text.append(content)
+                        if not self.buffer_output:
+                            self.events.emit("delta", {"text": content})
+                elif content is not None:
+                    produced = True
+                    self.structured = content
+            elif name.endswith("ToolCallStarted"):
+                produced = True
+                self._tool_started(ev.tool)
+            elif name.endswith("ToolCallCompleted") or name.endswith("ToolCallError"):
+                self._tool_completed(ev.tool)
+            elif name.endswith("ModelRequestCompleted"):
+                self._model_call(ev)
+            elif name.endswith("RunPaused"):
+                self.events.emit(
+                    "approval",
+                    {
+                        "tools": [
+                            {"name": t.tool_name, "args": t.tool_args}
+                            for t in (getattr(ev, "tools", None) or [])
+                        ]
+                    },
+                )
+            elif name.endswith("RunError"):
+                error_type = getattr(ev, "error_type", "") or ""
+                message = str(getattr(ev, "content", "") or "The model call failed.")
+                if error_type in ("input_check_error",):
+                    raise RunFailed(f"Blocked by input guardrail: {message}")
+                if error_type in ("output_check_error",):
+                    raise RunFailed(f"Blocked by output guardrail: {message}")
+                if not produced:
+                    raise ModelFailed(message)
+                raise RunFailed(message)
+            elif hasattr(ev, "metrics") and hasattr(ev, "status") and not name:
+                final = ev  # the RunOutput, last item with yield_run_output
+        if final is not None and getattr(final, "metrics", None) is not None and not self.trace_has_tokens:
+            self.input_tokens = final.metrics.input_tokens or self.input_tokens
+            self.output_tokens = final.metrics.output_tokens or self.output_tokens
+        status = str(getattr(final, "status", "") or "")
+        if final is not None and status.endswith("error") and not self.cancelled:
+            message = str(final.content or "The model call failed.")
+            if not produced:
+                raise ModelFailed(message)
+            raise RunFailed(message)
+        if final is not None and self.structured is None and not isinstance(final.content, str):
+            self.structured = final.content
+
+    @property
+    def trace_has_tokens(self) -> bool:
+        return self.input_tokens > 0 or self.output_tokens > 0
+
+    def _tool_started(self, tool: Any) -> None:
+        call_id = tool.tool_call_id or f"t{len(self.tool_calls) + 1}"
+        entry = {"id": call_id, "name": tool.tool_name, "args": tool.tool_args or {}, "start_ms": self.ms()}
+        self.tool_calls[call_id] = entry
+        if tool.tool_name in ("delegate_task_to_member", "delegate_task_to_members"):
+            args = tool.tool_args or {}
+            self.events.emit(
+                "handoff",
+                {
+                    "id": call_id,
+                    "to": args.get("member_id", "all members"),
+                    "task": str(args.get("task", ""))[:2000],
+                },
+            )
+        else:
+            self.events.emit(
+                "tool_call", {"id": call_id, "name": tool.tool_name, "args": tool.tool_args or {}}
+            )
+
+    def _tool_completed(self, tool: Any) -> None:
+        call_id = tool.tool_call_id or next(reversed(self.tool_calls), "t0")
+        entry = self.tool_calls.setdefault(
+            call_id, {"id": call_id, "name": tool.tool_name, "start_ms": self.ms()}
+        )
+        result = str(tool.result if tool.result is not None else "")[:4000]
+        entry.update(result=result, error=bool(tool.tool_call_error), end_ms=self.ms())
+        kind = "handoff" if tool.tool_name.startswith("delegate_task_to_member") else "tool"
+        self.trace.append(
+            {
+                "type": kind,
+                "name": tool.tool_name,
+                "start_ms": entry["start_ms"],
+                "end_ms": entry["end_ms"],
+                "error": entry["error"],
+            }
+        )
+        self.events.emit(
+            "tool_result",
+            {"id": call_id, "name": tool.tool_name, "result": result, "error": bool(tool.tool_call_error)},
+        )
+
+    def _model_call(self, ev: Any) -> None:
+        inp, out = int(ev.input_tokens or 0), int(ev.output_tokens or 0)
+        self.input_tokens += inp
+        self.output_tokens += out
+        choice = self._choice
+        cost = cost_of(choice.provider, choice.name, inp, out)
+        self.cost += cost
+        self.trace.append(
+            {
+                "type": "model",
+                "name": f"{choice.provider}/{choice.name}",
+                "end_ms": self.ms(),
+                "input_tokens": inp,
+                "output_tokens": out,
+                "cost": str(cost),
+            }
+        )
+
+    # ------------------------------------------------------------------ run
+    def execute(self) -> None:
+        run = self.run
+        config = run.version.config
+        from agents.runtime.builder import version_config
+
+        parsed = version_config(run.version)
+        self._context = _extra_context(run, parsed.memory.enabled, parsed.memory.max_items)
+        choices = [parsed.model] + (
+            [ModelChoice(**parsed.model.fallback.model_dump())] if parsed.model.fallback else []
+        )
+        errors = []
+        for i, choice in enumerate(choices):
+            self._choice = choice
+            try:
+                self.stream(choice if i else None)
+                break
+            except ModelFailed as exc:
+                errors.append(f"{choice.provider}/{choice.name}: {exc}")
+                self.events.emit(
+                    "error",
+                    {
+                        "message": str(exc),
+                        "model": f"{choice.provider}/{choice.name}",
+                        "fallback": i + 1 < len(choices),
+                    },
+                )
+            except ServiceError as exc:  # provider not configured, unsafe base URL, ...
+                errors.append(f"{choice.provider}/{choice.name}: {exc}")
+                self.events.emit(
+                    "error",
+                    {
+                        "message": str(exc),
+                        "model": f"{choice.provider}/{choice.name}",
+                        "fallback": i + 1 < len(choices),
+                    },
+                )
+        else:
+            label = "The model failed" if len(errors) == 1 else "The model and its fallback both failed"
+            raise RunFailed(f"{label}: " + " | ".join(errors))
+        del config
+
+    def finish(self) -> None:
+        run = self.run
+        text = "".join(self.text)
+        output_json = None
+        content: Any = self.structured if self.structured is not None else text
+        if not self.cancelled:
+            content, notes, blocking = check_output(content, self.built.config.guardrails, self.built.schema)
+            for note in notes:
+                self.on_trip(note)
+            if blocking is not None:
+                self.on_trip(blocking)
+                raise RunFailed(f"Blocked by output guardrail: {blocking.message}")
+        if isinstance(content, dict | list):
+            output_json = content
+            import json
+
+            text = json.dumps(content, ensure_ascii=False, indent=2)
+        else:
+            text = str(content)
+        if self.buffer_output and text and not self.cancelled:
+            self.events.emit("delta", {"text": text})
+        status = AgentRun.Status.CANCELLED if self.cancelled else AgentRun.Status.SUCCEEDED
+        with transaction.atomic():
+            message = None
+            if run.session_id and text:
+                message = Message.objects.create(
+                    organization_id=run.organization_id,
+                    session_id=run.session_id,
+                    role=Message.Role.ASSISTANT,
+                    content=text,
+                    structured=output_json,
+                    run=run,
+                    tool_calls=[
+                        {k: v for k, v in c.items() if k in ("id", "name", "args", "result", "error")}
+                        for c in self.tool_calls.values()
+                    ],
+                )
+            AgentRun.objects.filter(pk=run.pk).update(
+                status=status,
+                output=text,
+                output_json=output_json,
+                model_used=f"{self._choice.provider}/{self._choice.name}",
+                input_tokens=self.input_tokens,
+                output_tokens=self.output_tokens,
+                cost=self.cost,
+                latency_ms=self.ms(),
+                trace=self.trace,
+                last_seq=self.events.seq + 1,
+                finished_at=timezone.now(),
+                error="Cancelled by the user." if self.cancelled else "",
+            )
+            # Billing (#6) settles the credit reservation to the actual cost here, in this transaction.
+        # "done" goes out after the commit, so a client that reacts to it finds the final rows.
+        self.events.emit(
+            "done",
+            {
+                "status": status,
+                "message_id": message.pk if message else None,
+                "input_tokens": self.input_tokens,
+                "output_tokens": self.output_tokens,
+                "cost": str(self.cost),
+                "latency_ms": self.ms(),
+            },
+        )
+
+    def fail(self, reason: str) -> None:
+        run = self.run
+        with transaction.atomic():
+            AgentRun.objects.filter(pk=run.pk).update(
+                status=AgentRun.Status.FAILED,
+                error=reason[:5000],
+                output="".join(self.text),
+                input_tokens=self.input_tokens,
+                output_tokens=self.output_tokens,
+                cost=self.cost,
+                latency_ms=self.ms(),
+                trace=self.trace,
+                last_seq=self.events.seq + 2,
+                finished_at=timezone.now(),
+            )
+        self.events.emit("error", {"message": reason, "final": True})
+        self.events.emit("done", {"status": AgentRun.Status.FAILED, "error": reason})
+
+
+def execute_run(run_id: int) -> str:
+    """Run it. Returns the final status. Never raises for a run's own failure: that is a failed status."""
+    claimed = AgentRun.objects.filter(pk=run_id, status=AgentRun.Status.QUEUED).update(
+        status=AgentRun.Status.RUNNING, started_at=timezone.now()
+    )
+    if not claimed:
+        return "skipped"  # gone, cancelled, or another worker has it
+    run = AgentRun.objects.select_related("agent", "version").get(pk=run_id)
+    execution = Execution(run)
+    execution.events.emit("status", {"status": "running"})
+    try:
+        if not _still_allowed(run):
+            raise RunFailed("The user who started this run is no longer a member of the organization.")
+        execution.execute()
+        execution.finish()
+    except RunFailed as exc:
+        execution.fail(str(exc))
+    except Exception as exc:
+        logger.exception("run %s crashed", run_id)
+        execution.fail(f"Internal error while running the agent ({type(exc).__name__}).")
+    finally:
+        cancel.clear(run_id)
+        close_tracked()
+    from agents.services import task_finish
+
+    run.refresh_from_db()
+    task_finish(run=run)
+    return run.status

@@ -1,0 +1,347 @@
+"""Agent services: versions, publishing, cloning, runs, tasks and XP. Keyword-only, typed, <entity>_<action>."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import logging
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.text import slugify
+
+from accounts.models import Organization, User
+from accounts.services import ServiceError
+from agents.config import AgentConfig, ConfigError, parse_config
+from agents.models import Agent, AgentRun, AgentVersion, ChatSession, Message, Task
+from agents.runtime import cancel as run_cancel_flag
+from agents.runtime.providers import default_model
+
+logger = logging.getLogger(__name__)
+
+
+def default_config(*, org: Organization, instructions: str = "") -> dict[str, Any]:
+    provider, name = default_model(org=org)
+    return {"instructions": instructions, "model": {"provider": provider, "name": name}}
+
+
+# ----------------------------------------------------------- validation
+
+
+def _referenced_agent_ids(config: AgentConfig) -> set[int]:
+    ids = {h.agent_id for h in config.handoffs}
+    ids |= {int(t.config["agent_id"]) for t in config.tools if t.type == "agent"}
+    return ids
+
+
+def config_validate(*, org: Organization, agent: Agent | None, data: dict[str, Any]) -> AgentConfig:
+    """Parse the config and check what the schema alone cannot: references stay inside the org,
+    and handoffs / agent-tools never form a cycle."""
+    config = parse_config(data)
+    refs = _referenced_agent_ids(config)
+    if refs:
+        found = set(Agent.objects.for_org(org).filter(pk__in=refs).values_list("pk", flat=True))
+        missing = refs - found
+        if missing:
+            raise ServiceError(
+                f"Unknown agent id(s) for this organization: {', '.join(map(str, sorted(missing)))}.",
+                code="not_found",
+                status=404,
+            )
+        if agent is not None and agent.pk in refs:
+            raise ConfigError({"handoffs": ["An agent cannot hand off to, or call, itself."]})
+        if agent is not None:
+            _check_cycles(org=org, agent_id=agent.pk, refs=refs)
+    from agents.runtime.providers import provider_check
+
+    provider_check(org=org, provider=config.model.provider, model=config.model.name)
+    if config.model.fallback:
+        provider_check(org=org, provider=config.model.fallback.provider, model=config.model.fallback.name)
+    return config
+
+
+def _check_cycles(*, org: Organization, agent_id: int, refs: set[int]) -> None:
+    """Walk the published-or-latest configs of referenced agents; reaching agent_id again is a cycle."""
+    seen: set[int] = set()
+    frontier = list(refs)
+    while frontier:
+        current = frontier.pop()
+        if current == agent_id:
+            raise ConfigError({"handoffs": ["This would create a handoff cycle between agents."]})
+        if current in seen:
+            continue
+        seen.add(current)
+        version = (
+            AgentVersion.objects.for_org(org)
+            .filter(agent_id=current)
+            .order_by("-number")
+            .only("config")
+            .first()
+        )
+        if version is None:
+            continue
+        try:
+            frontier.extend(_referenced_agent_ids(parse_config(version.config)))
+        except ConfigError:
+            continue
+
+
+# ------------------------------------------------------------- agents
+
+
+def _unique_slug(org: Organization, name: str, exclude: int | None = None) -> str:
+    base = slugify(name)[:100] or "agent"
+    slug, n = base, 2
+    qs = Agent.objects.for_org(org)
+    if exclude:
+        qs = qs.exclude(pk=exclude)
+    while qs.filter(slug=slug).exists():
+        slug, n = f"{base}-{n}", n + 1
+    return slug
+
+
+@transaction.atomic
+def agent_create(
+    *,
+    org: Organization,
+    by: User | None,
+    name: str,
+    config: dict[str, Any] | None = None,
+    publish: bool = False,
+    **fields: Any,
+) -> Agent:
+    agent = Agent.objects.create(
+        organization=org, name=name.strip(), slug=_unique_slug(org, name), created_by=by, **fields
+    )
+    data = config if config is not None else default_config(org=org)
+    version = version_create(agent=agent, by=by, config=data, note="Created")
+    if publish:
+        agent_publish(agent=agent, version=version, by=by)
+    return agent
+
+
+def version_create(*, agent: Agent, by: User | None, config: dict[str, Any], note: str = "") -> AgentVersion:
+    parsed = config_validate(org=agent.organization, agent=agent, data=config)
+    for _ in range(3):
+        number = (agent.versions.order_by("-number").values_list("number", flat=True).first() or 0) + 1
+        try:
+            with transaction.atomic():
+                version = AgentVersion.objects.create(
+                    organization_id=agent.organization_id,
+                    agent=agent,
+                    number=number,
+                    config=parsed.dump(),
+                    note=note[:200],
+                    created_by=by,
+                )
+            break
+        except IntegrityError:  # two saves raced for the same number: take the next one
+            continue
+    else:
+        raise ServiceError("Could not save the version; try again.", code="conflict", status=409)
+    Agent.objects.filter(pk=agent.pk).update(updated_at=timezone.now())
+    return version
+
+
+def agent_update(
+    *, agent: Agent, by: User | None, config: dict[str, Any] | None = None, note: str = "", **fields: Any
+) -> Agent:
+    """Change profile fields in place; a config change is a new draft version."""
+    allowed = {"name", "description", "avatar", "role", "category", "visibility"}
+    changed = [k for k in fields if k in allowed]
+    for key in changed:
+        setattr(agent, key, fields[key])
+    if "name" in changed:
+        agent.slug = _unique_slug(agent.organization, agent.name, exclude=agent.pk)
+        changed.append("slug")
+    if changed:
+        agent.save(update_fields=[*changed, "updated_at"])
+    if config is not None:
+        version_create(agent=agent, by=by, config=config, note=note or "Edited")
+    return agent
+
+
+def agent_config_draft(*, agent: Agent) -> dict[str, Any]:
+    """The config the next edit starts from: the latest version's."""
+    latest = agent.latest_version()
+    return dict(latest.config) if latest else default_config(org=agent.organization)
+
+
+def agent_publish(*, agent: Agent, version: AgentVersion, by: User | None) -> Agent:
+    if version.agent_id != agent.pk:
+        raise ServiceError("That version belongs to another agent.", code="not_found", status=404)
+    agent.published_version = version
+    if agent.status == Agent.Status.DRAFT:
+        agent.status = Agent.Status.ACTIVE
+    agent.save(update_fields=["published_version", "status", "updated_at"])
+    return agent
+
+
+def agent_rollback(*, agent: Agent, version: AgentVersion, by: User | None) -> AgentVersion:
+    """Rolling back copies an old config into a new version and publishes it: history stays linear."""
+    new = version_create(agent=agent, by=by, config=version.config, note=f"Rollback to v{version.number}")
+    agent_publish(agent=agent, version=new, by=by)
+    return new
+
+
+def agent_archive(*, agent: Agent) -> Agent:
+    agent.status = Agent.Status.ARCHIVED
+    agent.save(update_fields=["status", "updated_at"])
+    return agent
+
+
+@transaction.atomic
+def agent_clone(*, agent: Agent, by: User | None, name: str | None = None) -> Agent:
+    """Copies profile, config (tools included) and context; never runs, sessions or memory."""
+    source = agent.published_version or agent.latest_version()
+    clone = agent_create(
+        org=agent.organization,
+        by=by,
+        name=name or f"{agent.name} (copy)",
+        config=source.config if source else None,
+        description=agent.description,
+        avatar=agent.avatar,
+        role=agent.role,
+        category=agent.category,
+        visibility=agent.visibility,
+    )
+    for entry in agent.context_entries.all():
+        clone.context_entries.create(organization_id=clone.organization_id, key=entry.key, value=entry.value)
+    return clone
+
+
+def version_diff(*, old: AgentVersion, new: AgentVersion) -> list[str]:
+    a = json.dumps(old.config, indent=2, sort_keys=True, ensure_ascii=False).splitlines()
+    b = json.dumps(new.config, indent=2, sort_keys=True, ensure_ascii=False).splitlines()
+    return list(difflib.unified_diff(a, b, f"v{old.number}", f"v{new.number}", lineterm=""))
+
+
+# --------------------------------------------------------------- runs
+
+
+def run_create(
+    *,
+    agent: Agent,
+    user: User | None,
+    input: str,
+    session: ChatSession | None = None,
+    new_session: bool = True,
+) -> AgentRun:
+    """Record the user's message and a queued run in one transaction, then queue it on commit."""
+    if agent.is_archived:
+        raise ServiceError(
+            "This agent is archived; restore it before running it.", code="agent_archived", status=409
+        )
+    version = agent.published_version or agent.latest_version()
+    if version is None:
+        raise ServiceError("This agent has no version to run.", code="no_version", status=409)
+    text = input.strip()
+    if not text:
+        raise ServiceError("Say something first: the message is empty.", code="empty_input")
+    from agents.tasks import execute_run
+
+    with transaction.atomic():
+        if session is None and new_session:
+            session = ChatSession.objects.create(
+                organization_id=agent.organization_id, agent=agent, user=user, title=text[:80]
+            )
+        run = AgentRun.objects.create(
+            organization_id=agent.organization_id,
+            agent=agent,
+            version=version,
+            session=session,
+            user=user,
+            input=text,
+        )
+        if session is not None:
+            Message.objects.create(
+                organization_id=agent.organization_id,
+                session=session,
+                role=Message.Role.USER,
+                content=text,
+                run=run,
+            )
+            ChatSession.objects.filter(pk=session.pk).update(updated_at=timezone.now())
+        Agent.objects.filter(pk=agent.pk).update(last_activity_at=timezone.now())
+        transaction.on_commit(lambda: execute_run.delay(run.pk))
+    return run
+
+
+def run_cancel(*, run: AgentRun) -> AgentRun:
+    """Ask a run to stop. A queued run stops at once; a running one within a second."""
+    if run.is_finished:
+        return run
+    run_cancel_flag.request(run.pk)
+    updated = AgentRun.objects.filter(pk=run.pk, status=AgentRun.Status.QUEUED).update(
+        status=AgentRun.Status.CANCELLED, finished_at=timezone.now(), error="Cancelled before it started."
+    )
+    if updated:
+        from agents.runtime.events import event_emit
+
+        event_emit(run_id=run.pk, type="done", payload={"status": "cancelled"})
+    run.refresh_from_db()
+    return run
+
+
+# --------------------------------------------------------------- tasks
+
+
+def task_create(
+    *, agent: Agent, by: User | None, title: str, details: str = "", priority: str = Task.Priority.MEDIUM
+) -> Task:
+    if priority not in Task.Priority.values:
+        raise ServiceError(f"“{priority}” is not a priority.", code="invalid_priority")
+    with transaction.atomic():
+        task = Task.objects.create(
+            organization_id=agent.organization_id,
+            agent=agent,
+            title=title.strip(),
+            details=details,
+            priority=priority,
+            created_by=by,
+        )
+        prompt = f"Task: {task.title}\nPriority: {priority}\n\n{details}".strip()
+        run = run_create(agent=agent, user=by, input=prompt, new_session=False)
+        task.run = run
+        task.status = Task.Status.RUNNING
+        task.save(update_fields=["run", "status"])
+    return task
+
+
+@transaction.atomic
+def task_finish(*, run: AgentRun) -> Task | None:
+    """Called by the runtime when a task's run ends: mark the task and award XP on success."""
+    task = Task.objects.select_for_update().filter(run=run).first()
+    if task is None or task.status not in (Task.Status.PENDING, Task.Status.RUNNING):
+        return task
+    if run.status == AgentRun.Status.SUCCEEDED:
+        task.status = Task.Status.COMPLETED
+        task.xp_awarded = task.xp_reward
+        task.completed_at = timezone.now()
+        agent_award_xp(agent_id=task.agent_id, xp=task.xp_reward)
+    else:
+        task.status = Task.Status.FAILED if run.status == AgentRun.Status.FAILED else Task.Status.CANCELLED
+    task.save(update_fields=["status", "xp_awarded", "completed_at"])
+    return task
+
+
+def agent_award_xp(*, agent_id: int, xp: int) -> Agent:
+    Agent.objects.filter(pk=agent_id).update(xp=F("xp") + xp)
+    agent = Agent.objects.get(pk=agent_id)
+    level = Agent.level_for_xp(agent.xp)
+    if level != agent.level:
+        agent.level = level
+        agent.save(update_fields=["level"])
+        if agent.created_by_id:
+            from community.services import notify
+
+            notify(
+                user_id=agent.created_by_id,
+                organization_id=agent.organization_id,
+                level="success",
+                kind="agent.level_up",
+                text=f"{agent.avatar} {agent.name} reached level {level}: {agent.skills[-1]}",
+            )
+    return agent
