@@ -40,6 +40,12 @@ def config_validate(*, org: Organization, agent: Agent | None, data: dict[str, A
     """Parse the config and check what the schema alone cannot: references stay inside the org,
     and handoffs / agent-tools never form a cycle."""
     config = parse_config(data)
+    from agents.output_types import BUILTIN_OUTPUT_TYPES
+
+    if config.output_type.schema_ is None and config.output_type.name not in BUILTIN_OUTPUT_TYPES:
+        raise ConfigError({"output_type.name": [
+            f"Unknown output type “{config.output_type.name}”; use one of {', '.join(BUILTIN_OUTPUT_TYPES)} "
+            "or give a custom schema."]})
     refs = _referenced_agent_ids(config)
     if refs:
         found = set(Agent.objects.for_org(org).filter(pk__in=refs).values_list("pk", flat=True))
@@ -345,3 +351,38 @@ def agent_award_xp(*, agent_id: int, xp: int) -> Agent:
                 text=f"{agent.avatar} {agent.name} reached level {level}: {agent.skills[-1]}",
             )
     return agent
+
+
+# ------------------------------------------------------- memory, context
+
+
+def memory_add(*, agent: Agent, user: User, content: str) -> Any:
+    from agents.models import AgentMemory
+
+    content = content.strip()
+    if not content:
+        raise ServiceError("A memory cannot be empty.", code="invalid")
+    return AgentMemory.objects.create(
+        organization_id=agent.organization_id, agent=agent, user=user, content=content[:2000]
+    )
+
+
+def memory_update(*, memory: Any, content: str) -> Any:
+    content = content.strip()
+    if not content:
+        raise ServiceError("A memory cannot be empty.", code="invalid")
+    memory.content = content[:2000]
+    memory.save(update_fields=["content", "updated_at"])
+    return memory
+
+
+def context_set(*, agent: Agent, key: str, value: Any) -> Any:
+    from agents.models import AgentContextEntry
+
+    key = key.strip()
+    if not key or len(key) > 100:
+        raise ServiceError("A context key needs 1 to 100 characters.", code="invalid")
+    entry, _ = AgentContextEntry.objects.update_or_create(
+        organization_id=agent.organization_id, agent=agent, key=key, defaults={"value": value}
+    )
+    return entry

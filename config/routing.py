@@ -2,8 +2,10 @@
 
 from django.urls import path
 
+from agents.consumers import RunConsumer
 from community.consumers import NotificationConsumer
 
 websocket_urlpatterns = [
     path("ws/notifications/", NotificationConsumer.as_asgi()),
+    path("ws/runs/<int:run_id>/", RunConsumer.as_asgi()),
 ]

@@ -312,6 +312,7 @@ class Execution:
         if self.buffer_output and text and not self.cancelled:
             self.events.emit("delta", {"text": text})
         status = AgentRun.Status.CANCELLED if self.cancelled else AgentRun.Status.SUCCEEDED
+        self.events.flush()
         with transaction.atomic():
             message = None
             if run.session_id and text:
@@ -357,6 +358,7 @@ class Execution:
 
     def fail(self, reason: str) -> None:
         run = self.run
+        self.events.flush()
         with transaction.atomic():
             AgentRun.objects.filter(pk=run.pk).update(
                 status=AgentRun.Status.FAILED,
