@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -94,6 +95,8 @@ def _choose_reply(
     calls = _tool_calls(body, ctl)
     if calls:
         return calls, None
+    if ctl.clock:
+        return [], " ".join(["0"] * ctl.clock)  # placeholders, stamped with the time as they are sent
     if ctl.json_text is not None:
         return [], ctl.json_text
     if ctl.reply is not None:
@@ -232,6 +235,9 @@ def _sse_events(c: _Completion, include_usage: bool) -> tuple[bytes, list[bytes]
     return head, token_chunks, tail
 
 
+_CLOCK_RE = re.compile(rb'("content":" ?)0')
+
+
 async def handle_chat(request: web.Request) -> web.StreamResponse:
     body = await api_body(request, "POST /v1/chat/completions", _body_problem)
     if isinstance(body, web.Response):
@@ -276,7 +282,7 @@ async def handle_chat(request: web.Request) -> web.StreamResponse:
     state.streams += 1
     so = body.get("stream_options")
     head, token_chunks, tail = _sse_events(c, isinstance(so, dict) and bool(so.get("include_usage")))
-    if latency <= 0 and first <= 0:
+    if latency <= 0 and first <= 0 and not ctl.clock:
         return web.Response(body=head + b"".join(token_chunks) + tail, headers=_SSE_HEADERS)
 
     resp = web.StreamResponse(headers=_SSE_HEADERS)
@@ -287,6 +293,9 @@ async def handle_chat(request: web.Request) -> web.StreamResponse:
     for chunk in token_chunks:
         if latency > 0:
             await asyncio.sleep(latency)
+        if ctl.clock:
+            stamp = str(time.time_ns()).encode()
+            chunk = _CLOCK_RE.sub(lambda m, s=stamp: m.group(1) + s, chunk, count=1)
         await resp.write(chunk)
     await resp.write(tail)
     await resp.write_eof()

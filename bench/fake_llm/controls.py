@@ -22,9 +22,10 @@ class Controls:
     json_text: str | None = None
     latency_ms: float | None = None
     first_token_ms: float | None = None
+    clock: int | None = None  # stream this many tokens, each the wall-clock time (ns) it was sent
 
 
-_MARKER_RE = re.compile(r"\[\[(tool|error|reply|json|latency|first_token):")
+_MARKER_RE = re.compile(r"\[\[(tool|error|reply|json|latency|first_token|clock):")
 _TOOL_NAME_RE = re.compile(r"\s*([A-Za-z_][\w.\-]*)\s*")
 _CLOSE_RE = re.compile(r"\s*\]\]")
 _ERROR_RE = re.compile(r"\s*(\d{3})\s*(?::\s*(\d+)\s*)?\]\]")
@@ -41,7 +42,7 @@ def parse_controls(text: str) -> Controls:
     if "[[" not in text:
         return Controls(text=text.strip())
     tools: list[tuple[str, str]] = []
-    error = reply = json_text = latency = first_token = None
+    error = reply = json_text = latency = first_token = clock = None
     kept: list[str] = []
     pos = 0
     n = len(text)
@@ -89,11 +90,13 @@ def parse_controls(text: str) -> Controls:
             if em:
                 error = (int(em.group(1)), int(em.group(2)) if em.group(2) else None)
                 end = em.end()
-        else:  # latency / first_token
+        else:  # latency / first_token / clock
             nm2 = _NUMBER_RE.match(text, cur)
             if nm2:
                 if kind == "latency":
                     latency = float(nm2.group(1))
+                elif kind == "clock":
+                    clock = int(float(nm2.group(1)))
                 else:
                     first_token = float(nm2.group(1))
                 end = nm2.end()
@@ -113,4 +116,5 @@ def parse_controls(text: str) -> Controls:
         json_text=json_text,
         latency_ms=latency,
         first_token_ms=first_token,
+        clock=clock,
     )
