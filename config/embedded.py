@@ -74,6 +74,30 @@ def ensure_postgres() -> None:
     # The extension lives in template1 too, so the test database (a copy) has it as well.
     for db in (DB_NAME, "template1"):
         _psql(db, "CREATE EXTENSION IF NOT EXISTS vector;")
+    _tune_postgres()
+
+
+MAX_CONNECTIONS = 400
+
+
+def _tune_postgres() -> None:
+    """Room for a thread-pooled run worker plus daphne (the default 100 connections is too few)."""
+    current = _psql("postgres", "SHOW max_connections;")
+    if str(MAX_CONNECTIONS) in current:
+        return
+    _psql("postgres", f"ALTER SYSTEM SET max_connections = {MAX_CONNECTIONS};")
+    _pg_ctl("-w", "-m", "fast", "-l", str(PG_DIR / "log"), "restart")
+
+
+def _pg_ctl(*args: str) -> None:
+    import pgserver
+
+    pg_ctl = Path(pgserver.__file__).parent / "pginstall" / "bin" / "pg_ctl"
+    cmd = [str(pg_ctl), "-D", str(PG_DIR), *args]
+    if os.geteuid() == 0:  # pgserver runs the server as its own system user when we are root
+        cmd = ["su", "pgserver", "-s", "/bin/sh", "-c", " ".join(cmd)]
+    # No pipes: a (re)started postmaster would inherit them and pg_ctl's caller would wait forever.
+    subprocess.run(cmd, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603  # nosec B603
 
 
 def _psql(db: str, sql: str) -> str:
@@ -102,15 +126,8 @@ def _psql(db: str, sql: str) -> str:
 
 
 def stop_postgres() -> None:
-    import pgserver
-
-    pg_ctl = Path(pgserver.__file__).parent / "pginstall" / "bin" / "pg_ctl"
-    if not (PG_DIR / "postmaster.pid").exists():
-        return
-    cmd = [str(pg_ctl), "-D", str(PG_DIR), "-w", "-m", "fast", "stop"]
-    if os.geteuid() == 0:
-        cmd = ["su", "pgserver", "-s", "/bin/sh", "-c", " ".join(cmd)]
-    subprocess.run(cmd, check=False, capture_output=True)  # noqa: S603  # nosec B603
+    if (PG_DIR / "postmaster.pid").exists():
+        _pg_ctl("-w", "-m", "fast", "stop")
 
 
 # --------------------------------------------------------------------- Redis
