@@ -26,6 +26,9 @@ def _fresh_redis():
     keys = list(client.scan_iter(match=f"{cache.key_prefix}:*", count=1000))
     if keys:
         client.delete(*keys)
+    from agents.runtime.providers import clients_clear
+
+    clients_clear()  # provider credentials are cached per process for a few seconds
     yield
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from agno.agent import Agent as AgnoAgent
@@ -23,17 +22,17 @@ from agents.runtime.providers import build_model, credentials_for
 from agents.runtime.tools import ToolContext, build_tools
 
 
-@lru_cache(maxsize=2048)
-def _parsed(version_id: int, raw: str) -> AgentConfig:
-    import json
-
-    return parse_config(json.loads(raw))
+_PARSED: dict[int, AgentConfig] = {}
 
 
 def version_config(version: AgentVersion) -> AgentConfig:
-    import json
-
-    return _parsed(version.pk, json.dumps(version.config, sort_keys=True))
+    """Versions are immutable, so a parsed config is cached by id for the life of the process."""
+    parsed = _PARSED.get(version.pk)
+    if parsed is None:
+        if len(_PARSED) > 4096:
+            _PARSED.clear()
+        parsed = _PARSED[version.pk] = parse_config(version.config)
+    return parsed
 
 
 @dataclass

@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -165,12 +166,28 @@ def _platform_key(info: ProviderInfo) -> str:
     return os.environ.get(info.env_key, "") if info.env_key else ""
 
 
+CREDENTIALS_TTL_SECONDS = 5.0
+_creds_cache: dict[tuple[int, str], tuple[float, Credentials]] = {}
+
+
 def credentials_for(*, org: Organization | int, provider_id: str) -> Credentials:
+    """Cached briefly per process: a run must not pay a query and a decryption per build. Saving or
+    deleting a key clears this process's cache; other workers pick the change up within the TTL."""
+    org_id = org if isinstance(org, int) else org.pk
+    hit = _creds_cache.get((org_id, provider_id))
+    now = time.monotonic()
+    if hit is not None and now - hit[0] < CREDENTIALS_TTL_SECONDS:
+        return hit[1]
+    creds = _load_credentials(org_id, provider_id)
+    _creds_cache[(org_id, provider_id)] = (now, creds)
+    return creds
+
+
+def _load_credentials(org_id: int, provider_id: str) -> Credentials:
     from agents.models import ProviderKey
     from integrations.vault import vault_decrypt
 
     info = get_provider(provider_id)
-    org_id = org if isinstance(org, int) else org.pk
     byo = ProviderKey.objects.filter(organization_id=org_id, provider=provider_id).first()
     if byo is not None:
         return Credentials(
@@ -338,3 +355,4 @@ def clients_clear() -> None:
     """Forget cached clients (after a key is replaced or deleted)."""
     with _lock:
         _clients.clear()
+        _creds_cache.clear()
