@@ -6,11 +6,14 @@ query, and clients that missed some replay them from the table by sequence numbe
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import threading
 import time
+import weakref
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.cache import cache
@@ -26,15 +29,58 @@ def run_group(run_id: int) -> str:
     return f"run.{run_id}"
 
 
+class _Publisher:
+    """Sends channel-layer messages from sync code through one long-lived event loop per process.
+
+    `async_to_sync(group_send)` per event would build an event loop and a Redis connection each time
+    (milliseconds per token); here one background loop drains a FIFO queue, so sends stay in order
+    and the worker never waits on the socket fan-out.
+    """
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.ready = threading.Event()
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self._run, name="run-event-publisher", daemon=True).start()
+        self.ready.wait(5)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+        self.loop.create_task(self._drain())
+        self.ready.set()
+        self.loop.run_forever()
+
+    async def _drain(self) -> None:
+        layer = get_channel_layer()
+        while True:
+            group, message = await self.queue.get()
+            try:
+                if layer is not None:
+                    await layer.group_send(group, message)
+            except Exception:
+                # A lost notice is harmless: sockets resync from the table.
+                logger.warning("could not publish to %s", group, exc_info=True)
+
+    def send(self, group: str, message: dict[str, Any]) -> None:
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, (group, message))
+
+
+_publisher: _Publisher | None = None
+_publisher_lock = threading.Lock()
+
+
+def _get_publisher() -> _Publisher:
+    global _publisher
+    if _publisher is None or _publisher.pid != os.getpid():  # a forked worker needs its own thread
+        with _publisher_lock:
+            if _publisher is None or _publisher.pid != os.getpid():
+                _publisher = _Publisher()
+    return _publisher
+
+
 def publish(run_id: int, event: dict[str, Any]) -> None:
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    try:
-        async_to_sync(layer.group_send)(run_group(run_id), {"type": "run.event", "event": event})
-    except Exception:
-        # A lost notice is harmless: sockets resync from the table.
-        logger.warning("could not publish event %s of run %s", event.get("seq"), run_id, exc_info=True)
+    _get_publisher().send(run_group(run_id), {"type": "run.event", "event": event})
 
 
 class EventWriter:
@@ -94,7 +140,9 @@ def done_signal(run_id: int, status: str) -> None:
         logger.warning("could not signal the end of run %s", run_id, exc_info=True)
 
 
-_async_redis: dict[int, Any] = {}
+# One client per event loop: a client's connections belong to the loop that opened them. Keyed by the
+# loop itself (weakly), since an id() is reused once a short-lived loop (async_to_sync) is collected.
+_async_redis: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
 async def wait_done(run_id: int, timeout: float) -> str | None:
@@ -103,12 +151,12 @@ async def wait_done(run_id: int, timeout: float) -> str | None:
 
     import redis.asyncio as aioredis
 
-    loop_id = id(asyncio.get_running_loop())
-    client = _async_redis.get(loop_id)
+    loop = asyncio.get_running_loop()
+    client = _async_redis.get(loop)
     if client is None:
-        client = _async_redis[loop_id] = aioredis.Redis.from_url(settings.REDIS_URL)
+        client = _async_redis[loop] = aioredis.Redis.from_url(settings.REDIS_URL)
     result = await client.brpoplpush(_done_key(run_id), _done_key(run_id), timeout=max(0.01, timeout))
-    return result.decode() if result else None
+    return result.decode() if isinstance(result, bytes) else result
 
 
 def event_emit(*, run_id: int, type: str, payload: dict[str, Any] | None = None) -> RunEvent:
@@ -121,4 +169,6 @@ def event_emit(*, run_id: int, type: str, payload: dict[str, Any] | None = None)
     seq = row[0] if row else 1
     event = RunEvent.objects.create(run_id=run_id, seq=seq, type=type, payload=payload or {})
     publish(run_id, event.as_dict())
+    if type == "done":
+        done_signal(run_id, str(event.payload.get("status", "")))
     return event
