@@ -37,10 +37,15 @@ def main(n: int = 2000) -> None:
             AgnoAgent(model=model, instructions="Be brief.", telemetry=False)
             bare.append((time.perf_counter() - t) * 1e6)
         a, b = summary(ours), summary(bare)
-        print_table("Agent build from a stored version (cached)", [
-            ("build_agent (ours)", a), ("bare agno Agent(model=...)", b)], unit="µs")
-        print(f"\nbuild p50 = {a['p50']:.1f} µs ({a['p50'] / 1000:.3f} ms; target <= 1 ms): "
-              f"{a['p50'] / b['p50']:.1f}x a bare agno Agent; overhead {a['p50'] - b['p50']:.1f} µs")
+        print_table(
+            "Agent build from a stored version (cached)",
+            [("build_agent (ours)", a), ("bare agno Agent(model=...)", b)],
+            unit="µs",
+        )
+        print(
+            f"\nbuild p50 = {a['p50']:.1f} µs ({a['p50'] / 1000:.3f} ms; target <= 1 ms): "
+            f"{a['p50'] / b['p50']:.1f}x a bare agno Agent; overhead {a['p50'] - b['p50']:.1f} µs"
+        )
 
 
 if __name__ == "__main__":

@@ -47,9 +47,10 @@ async def _one_run(base: str, cookie: str, agent, user) -> tuple[list[float], fl
     delays: list[float] = []
     first: float | None = None
     url = base.replace("http", "ws") + f"/ws/runs/{run.pk}/?format=json"
-    async with aiohttp.ClientSession() as http, http.ws_connect(
-        url, headers={"Cookie": cookie, "Origin": base}
-    ) as ws:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.ws_connect(url, headers={"Cookie": cookie, "Origin": base}) as ws,
+    ):
         async for msg in ws:
             now = time.time_ns()
             event = json.loads(msg.data)
@@ -72,8 +73,9 @@ def _direct(base_url: str) -> list[float]:
     client = openai.OpenAI(base_url=base_url, api_key="x")
     delays = []
     for _ in range(5):
-        stream = client.chat.completions.create(model="fake-gpt", stream=True,
-                                                messages=[{"role": "user", "content": MESSAGE}])
+        stream = client.chat.completions.create(
+            model="fake-gpt", stream=True, messages=[{"role": "user", "content": MESSAGE}]
+        )
         for chunk in stream:
             now = time.time_ns()
             if chunk.choices and chunk.choices[0].delta.content:
@@ -107,13 +109,18 @@ def main() -> None:
         os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
         relay, firsts = asyncio.run(go())
         r, f, d = summary(relay), summary(firsts), summary(reference)
-        print_table(f"Stream relay over the websocket ({RUNS} runs x {TOKENS} tokens)", [
-            ("relay: chunk -> websocket client", r),
-            ("first token -> websocket client", f),
-            ("reference: chunk -> openai client", d),
-        ])
-        print(f"\nrelay p50 {r['p50']:.2f} ms (target <= 3 ms); first token p99 {f['p99']:.2f} ms (target <= 30 ms); "
-              f"relay adds {r['p50'] - d['p50']:.2f} ms p50 over reading the model directly")
+        print_table(
+            f"Stream relay over the websocket ({RUNS} runs x {TOKENS} tokens)",
+            [
+                ("relay: chunk -> websocket client", r),
+                ("first token -> websocket client", f),
+                ("reference: chunk -> openai client", d),
+            ],
+        )
+        print(
+            f"\nrelay p50 {r['p50']:.2f} ms (target <= 3 ms); first token p99 {f['p99']:.2f} ms (target <= 30 ms); "
+            f"relay adds {r['p50'] - d['p50']:.2f} ms p50 over reading the model directly"
+        )
 
 
 if __name__ == "__main__":

@@ -91,15 +91,33 @@ class Seeded:
 
 
 @contextmanager
-def stack(*, token_latency_ms: float = 0, first_token_ms: float = 0, worker_concurrency: int = 8,
-          web: bool = True, worker: bool = True):
+def stack(
+    *,
+    token_latency_ms: float = 0,
+    first_token_ms: float = 0,
+    worker_concurrency: int = 8,
+    web: bool = True,
+    worker: bool = True,
+):
     """Yields (base_url, seeded, fake_llm). Django in this process is configured for the bench DB."""
     from bench.fake_llm import FakeLLMProcess
     from config import embedded
 
     env = base_env()
-    os.environ.update({k: env[k] for k in ("EMBEDDED_DB_NAME", "REDIS_URL", "AGNO_TELEMETRY", "DEBUG",
-                                           "SECRET_KEY", "ALLOWED_HOSTS", "LOG_LEVEL")})
+    os.environ.update(
+        {
+            k: env[k]
+            for k in (
+                "EMBEDDED_DB_NAME",
+                "REDIS_URL",
+                "AGNO_TELEMETRY",
+                "DEBUG",
+                "SECRET_KEY",
+                "ALLOWED_HOSTS",
+                "LOG_LEVEL",
+            )
+        }
+    )
     os.environ["EMBEDDED_DB_NAME"] = "bench"
     embedded.DB_NAME = "bench"
     embedded.ensure_postgres()
@@ -109,8 +127,9 @@ def stack(*, token_latency_ms: float = 0, first_token_ms: float = 0, worker_conc
     env.update({"OPENAI_API_KEY": "sk-bench", "OPENAI_BASE_URL": llm.base_url})
     os.environ.update({"OPENAI_API_KEY": "sk-bench", "OPENAI_BASE_URL": llm.base_url})
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    subprocess.run([str(BIN / "python"), "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env,
-                   check=True)
+    subprocess.run(
+        [str(BIN / "python"), "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True
+    )
     import django
 
     django.setup()
@@ -121,15 +140,43 @@ def stack(*, token_latency_ms: float = 0, first_token_ms: float = 0, worker_conc
     port = free_port()
     try:
         if worker:
-            procs.append(subprocess.Popen(  # noqa: S603
-                [str(BIN / "celery"), "-A", "config", "worker", "-Q", "runs,default", "--pool", "threads",
-                 "--concurrency", str(worker_concurrency), "--prefetch-multiplier", "1", "--loglevel", "WARNING",
-                 "--without-mingle", "--without-gossip", "--without-heartbeat"],
-                cwd=ROOT, env=env, stdout=open(log_dir / "worker.log", "wb"), stderr=subprocess.STDOUT))
+            procs.append(
+                subprocess.Popen(  # noqa: S603
+                    [
+                        str(BIN / "celery"),
+                        "-A",
+                        "config",
+                        "worker",
+                        "-Q",
+                        "runs,default",
+                        "--pool",
+                        "threads",
+                        "--concurrency",
+                        str(worker_concurrency),
+                        "--prefetch-multiplier",
+                        "1",
+                        "--loglevel",
+                        "WARNING",
+                        "--without-mingle",
+                        "--without-gossip",
+                        "--without-heartbeat",
+                    ],
+                    cwd=ROOT,
+                    env=env,
+                    stdout=open(log_dir / "worker.log", "wb"),  # noqa: SIM115 - the child owns it
+                    stderr=subprocess.STDOUT,
+                )
+            )  # noqa: SIM115
         if web:
-            procs.append(subprocess.Popen(  # noqa: S603
-                [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
-                cwd=ROOT, env=env, stdout=open(log_dir / "web.log", "wb"), stderr=subprocess.STDOUT))
+            procs.append(
+                subprocess.Popen(  # noqa: S603
+                    [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+                    cwd=ROOT,
+                    env=env,
+                    stdout=open(log_dir / "web.log", "wb"),  # noqa: SIM115 - the child owns it
+                    stderr=subprocess.STDOUT,
+                )
+            )  # noqa: SIM115
             _wait_http(f"http://127.0.0.1:{port}/healthz")
         time.sleep(1.0)  # let the worker connect to the broker
         yield f"http://127.0.0.1:{port}", seeded, llm
@@ -150,11 +197,17 @@ def _seed() -> Seeded:
     from agents import services
 
     user, _ = User.objects.get_or_create(email="bench@example.com")
-    org = user.memberships.first().organization if user.memberships.exists() else organization_create(
-        name="Bench", owner=user)
+    org = (
+        user.memberships.first().organization
+        if user.memberships.exists()
+        else organization_create(name="Bench", owner=user)
+    )
     _, raw = api_key_create(org=org, name=f"bench-{time.time_ns()}", by=user, role=Role.ADMIN)
     agent = services.agent_create(
-        org=org, by=user, name=f"Bench agent {time.time_ns()}", publish=True,
+        org=org,
+        by=user,
+        name=f"Bench agent {time.time_ns()}",
+        publish=True,
         config={"instructions": "Be brief.", "model": {"provider": "openai", "name": "fake-gpt"}},
     )
     return Seeded(org_id=org.pk, user_id=user.pk, agent_id=agent.pk, api_key=raw)
