@@ -222,6 +222,7 @@ class AgentRun(TenantModel):
     error = models.TextField(blank=True)
     trace = models.JSONField(default=list, blank=True)
     last_seq = models.PositiveIntegerField(default=0)
+    paused_state = models.JSONField(null=True, blank=True, help_text="agno run state while waiting for approval")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -14,7 +14,7 @@ from django.utils.text import slugify
 
 from accounts.models import Organization, User
 from accounts.services import ServiceError
-from agents.config import AgentConfig, ConfigError, parse_config
+from agents.config import AgentConfig, ConfigError, ModelChoice, parse_config
 from agents.models import Agent, AgentRun, AgentVersion, ChatSession, Message, Task
 from agents.runtime import cancel as run_cancel_flag
 from agents.runtime.providers import default_model
@@ -43,9 +43,14 @@ def config_validate(*, org: Organization, agent: Agent | None, data: dict[str, A
     from agents.output_types import BUILTIN_OUTPUT_TYPES
 
     if config.output_type.schema_ is None and config.output_type.name not in BUILTIN_OUTPUT_TYPES:
-        raise ConfigError({"output_type.name": [
-            f"Unknown output type “{config.output_type.name}”; use one of {', '.join(BUILTIN_OUTPUT_TYPES)} "
-            "or give a custom schema."]})
+        raise ConfigError(
+            {
+                "output_type.name": [
+                    f"Unknown output type “{config.output_type.name}”; use one of {', '.join(BUILTIN_OUTPUT_TYPES)} "
+                    "or give a custom schema."
+                ]
+            }
+        )
     refs = _referenced_agent_ids(config)
     if refs:
         found = set(Agent.objects.for_org(org).filter(pk__in=refs).values_list("pk", flat=True))
@@ -62,9 +67,16 @@ def config_validate(*, org: Organization, agent: Agent | None, data: dict[str, A
             _check_cycles(org=org, agent_id=agent.pk, refs=refs)
     from agents.runtime.providers import provider_check
 
-    provider_check(org=org, provider=config.model.provider, model=config.model.name)
+    # An unknown provider in a config is a field error of that config, not a missing resource.
+    choices: list[tuple[str, ModelChoice]] = [("model", config.model)]
     if config.model.fallback:
-        provider_check(org=org, provider=config.model.fallback.provider, model=config.model.fallback.name)
+        choices.append(("model.fallback", config.model.fallback))
+    for path, choice in choices:
+        try:
+            provider_check(org=org, provider=choice.provider, model=choice.name)
+        except ServiceError as exc:
+            field = "provider" if exc.code == "unknown_provider" else "name"
+            raise ConfigError({f"{path}.{field}": [str(exc)]})
     return config
 
 
@@ -386,3 +398,23 @@ def context_set(*, agent: Agent, key: str, value: Any) -> Any:
         organization_id=agent.organization_id, agent=agent, key=key, defaults={"value": value}
     )
     return entry
+
+
+def run_decide(*, run: AgentRun, approved: bool, by: User | None, note: str = "") -> AgentRun:
+    """Approve or decline the tool calls a waiting run asked about, then resume it on a worker."""
+    from agents.tasks import resume_run
+
+    with transaction.atomic():
+        locked = AgentRun.objects.select_for_update().get(pk=run.pk)
+        if locked.status != AgentRun.Status.WAITING or not locked.paused_state:
+            raise ServiceError("This run is not waiting for an approval.", code="not_waiting", status=409)
+        if "decision" in locked.paused_state:
+            raise ServiceError("This run was already decided.", code="already_decided", status=409)
+        locked.paused_state = {
+            **locked.paused_state,
+            "decision": {"approved": approved, "note": note[:500], "by": by.pk if by else None},
+        }
+        locked.save(update_fields=["paused_state"])
+        transaction.on_commit(lambda: resume_run.delay(run.pk))
+    locked.refresh_from_db()
+    return locked

@@ -16,6 +16,8 @@ from decimal import Decimal
 from typing import Any
 
 from agno.models.message import Message as AgnoMessage
+from agno.run.agent import RunOutput
+from agno.run.team import TeamRunOutput
 from django.db import transaction
 from django.utils import timezone
 
@@ -41,6 +43,14 @@ class RunFailed(Exception):
 
 class ModelFailed(Exception):
     """The provider failed before any output was produced (so a fallback may take over)."""
+
+
+class Paused(Exception):
+    """A tool marked "ask before running" wants approval; the run waits in the database."""
+
+    def __init__(self, output: Any):
+        super().__init__("paused")
+        self.output = output
 
 
 def _history(run: AgentRun) -> list[AgnoMessage]:
@@ -73,6 +83,24 @@ def _extra_context(run: AgentRun, memory_enabled: bool, memory_limit: int) -> st
     return "\n\n".join(parts)
 
 
+def _approved_output(state: dict[str, Any]) -> RunOutput:
+    """Rebuild the paused agno run and apply the person's decision to every waiting tool call."""
+    output = RunOutput.from_dict({k: v for k, v in state.items() if k != "decision"})
+    decision = state.get("decision") or {}
+    approved = bool(decision.get("approved"))
+    for requirement in output.active_requirements or []:
+        if approved:
+            requirement.confirm()
+        else:
+            requirement.reject(note=decision.get("note") or "The user declined this tool call.")
+    for tool in output.tools or []:
+        if tool.requires_confirmation and tool.confirmed is None:
+            tool.confirmed = approved
+            if not approved:
+                tool.confirmation_note = decision.get("note") or "The user declined this tool call."
+    return output
+
+
 def _still_allowed(run: AgentRun) -> bool:
     if run.user_id is None:
         return True  # API-key runs: the key was checked when the run was created
@@ -102,7 +130,7 @@ class Execution:
         self.events.emit("guardrail", {"stage": trip.stage, "rule": trip.rule, "message": trip.message})
 
     # --------------------------------------------------------------- stream
-    def stream(self, choice: ModelChoice | None) -> None:
+    def stream(self, choice: ModelChoice | None, resume_state: dict[str, Any] | None = None) -> None:
         run = self.run
         config_built = build_agent(
             agent=run.agent,
@@ -121,9 +149,14 @@ class Execution:
         produced = False
         last_poll = time.monotonic()
         begin_tracking()
-        iterator: Any = config_built.runner.run(
-            run.input, stream=True, stream_events=True, yield_run_output=True
-        )
+        if resume_state is not None:
+            iterator: Any = config_built.runner.continue_run(  # type: ignore[union-attr]
+                _approved_output(resume_state), stream=True, stream_events=True, yield_run_output=True
+            )
+        else:
+            iterator = config_built.runner.run(
+                run.input, stream=True, stream_events=True, yield_run_output=True
+            )
         final: Any = None
         for ev in iterator:
             name = getattr(ev, "event", "") or ""
@@ -151,16 +184,6 @@ class Execution:
                 self._tool_completed(ev.tool)
             elif name.endswith("ModelRequestCompleted"):
                 self._model_call(ev)
-            elif name.endswith("RunPaused"):
-                self.events.emit(
-                    "approval",
-                    {
-                        "tools": [
-                            {"name": t.tool_name, "args": t.tool_args}
-                            for t in (getattr(ev, "tools", None) or [])
-                        ]
-                    },
-                )
             elif name.endswith("RunError"):
                 error_type = getattr(ev, "error_type", "") or ""
                 message = str(getattr(ev, "content", "") or "The model call failed.")
@@ -171,12 +194,14 @@ class Execution:
                 if not produced:
                     raise ModelFailed(message)
                 raise RunFailed(message)
-            elif hasattr(ev, "metrics") and hasattr(ev, "status") and not name:
-                final = ev  # the RunOutput, last item with yield_run_output
+            elif isinstance(ev, RunOutput | TeamRunOutput):
+                final = ev  # the last item, with yield_run_output
         if final is not None and getattr(final, "metrics", None) is not None and not self.trace_has_tokens:
             self.input_tokens = final.metrics.input_tokens or self.input_tokens
             self.output_tokens = final.metrics.output_tokens or self.output_tokens
         status = str(getattr(final, "status", "") or "")
+        if final is not None and status.endswith("paused") and not self.cancelled:
+            raise Paused(final)
         if final is not None and status.endswith("error") and not self.cancelled:
             message = str(final.content or "The model call failed.")
             if not produced:
@@ -249,7 +274,7 @@ class Execution:
         )
 
     # ------------------------------------------------------------------ run
-    def execute(self) -> None:
+    def execute(self, resume_state: dict[str, Any] | None = None) -> None:
         run = self.run
         config = run.version.config
         from agents.runtime.builder import version_config
@@ -263,7 +288,7 @@ class Execution:
         for i, choice in enumerate(choices):
             self._choice = choice
             try:
-                self.stream(choice if i else None)
+                self.stream(choice if i else None, resume_state)
                 break
             except ModelFailed as exc:
                 errors.append(f"{choice.provider}/{choice.name}: {exc}")
@@ -356,6 +381,29 @@ class Execution:
             },
         )
 
+    def wait_for_approval(self, output: Any) -> None:
+        """Park the run: its agno state goes to the database, nothing sleeps in the worker."""
+        import json
+
+        state = json.loads(json.dumps(output.to_dict(), default=str))
+        tools = [
+            {"name": t.tool_name, "args": t.tool_args or {}}
+            for t in (output.tools or [])
+            if t.requires_confirmation and t.confirmed is None
+        ]
+        self.events.flush()
+        AgentRun.objects.filter(pk=self.run.pk).update(
+            status=AgentRun.Status.WAITING,
+            paused_state=state,
+            output="".join(self.text),
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            cost=self.cost,
+            trace=self.trace,
+            last_seq=self.events.seq + 1,
+        )
+        self.events.emit("approval", {"tools": tools, "status": "waiting"})
+
     def fail(self, reason: str) -> None:
         run = self.run
         self.events.flush()
@@ -376,21 +424,29 @@ class Execution:
         self.events.emit("done", {"status": AgentRun.Status.FAILED, "error": reason})
 
 
-def execute_run(run_id: int) -> str:
-    """Run it. Returns the final status. Never raises for a run's own failure: that is a failed status."""
-    claimed = AgentRun.objects.filter(pk=run_id, status=AgentRun.Status.QUEUED).update(
-        status=AgentRun.Status.RUNNING, started_at=timezone.now()
-    )
+def execute_run(run_id: int, *, resume: bool = False) -> str:
+    """Run it (or resume it after an approval). Returns the status it ended in. Never raises for a
+    run's own failure: that is a failed status with the reason."""
+    if resume:
+        claimed = AgentRun.objects.filter(
+            pk=run_id, status=AgentRun.Status.WAITING, paused_state__has_key="decision"
+        ).update(status=AgentRun.Status.RUNNING)
+    else:
+        claimed = AgentRun.objects.filter(pk=run_id, status=AgentRun.Status.QUEUED).update(
+            status=AgentRun.Status.RUNNING, started_at=timezone.now()
+        )
     if not claimed:
-        return "skipped"  # gone, cancelled, or another worker has it
+        return "skipped"  # gone, cancelled, undecided, or another worker has it
     run = AgentRun.objects.select_related("agent", "version").get(pk=run_id)
     execution = Execution(run)
     execution.events.emit("status", {"status": "running"})
     try:
         if not _still_allowed(run):
             raise RunFailed("The user who started this run is no longer a member of the organization.")
-        execution.execute()
+        execution.execute(run.paused_state if resume else None)
         execution.finish()
+    except Paused as paused:
+        execution.wait_for_approval(paused.output)
     except RunFailed as exc:
         execution.fail(str(exc))
     except Exception as exc:

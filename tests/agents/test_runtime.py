@@ -54,8 +54,13 @@ def test_provider_down_without_fallback_fails_with_reason(llm, make_agent, alice
 
 
 def test_fallback_model_answers_when_primary_fails(llm, make_agent, alice, monkeypatch):
-    agent = make_agent(model={"provider": "openai", "name": "fake-gpt",
-                              "fallback": {"provider": "demo", "name": "demo-echo"}})
+    agent = make_agent(
+        model={
+            "provider": "openai",
+            "name": "fake-gpt",
+            "fallback": {"provider": "demo", "name": "demo-echo"},
+        }
+    )
 
     run = _run(agent, alice, "[[error:500]] hi")
 
@@ -108,10 +113,15 @@ def test_pii_is_redacted_before_the_model_sees_it(llm, make_agent, alice):
 
 def test_handoff_routes_to_the_specialist(llm, make_agent, alice):
     billing = make_agent(name="Billing Desk", instructions="You handle invoices.")
-    triage = make_agent(name="Triage", handoffs=[{"agent_id": billing.pk, "description": "Invoices and refunds"}],
-                        handoff_mode="route")
+    triage = make_agent(
+        name="Triage",
+        handoffs=[{"agent_id": billing.pk, "description": "Invoices and refunds"}],
+        handoff_mode="route",
+    )
 
-    run = _run(triage, alice, '[[tool:delegate_task_to_member {"member_id": "billing-desk", "task": "refund 42"}]]')
+    run = _run(
+        triage, alice, '[[tool:delegate_task_to_member {"member_id": "billing-desk", "task": "refund 42"}]]'
+    )
 
     assert run.status == AgentRun.Status.SUCCEEDED, run.error
     assert run.output == "Echo: refund 42"
@@ -121,7 +131,9 @@ def test_handoff_routes_to_the_specialist(llm, make_agent, alice):
 
 def test_agent_as_tool_runs_the_other_agent(llm, make_agent, alice):
     helper = make_agent(name="Summarizer")
-    boss = make_agent(name="Boss", tools=[{"type": "agent", "name": "summarize", "config": {"agent_id": helper.pk}}])
+    boss = make_agent(
+        name="Boss", tools=[{"type": "agent", "name": "summarize", "config": {"agent_id": helper.pk}}]
+    )
 
     run = _run(boss, alice, '[[tool:summarize {"task": "short please"}]]')
 
@@ -176,3 +188,33 @@ def test_task_completion_awards_xp_and_levels_up(llm, make_agent, alice):
     assert agent.xp == 200
     assert agent.level == 2
     assert agent.skills[-1].startswith("Focused")
+
+
+def test_ask_before_running_pauses_then_resumes_after_approval(llm, make_agent, alice):
+    agent = make_agent(tools=[{"type": "calculator", "ask_before_run": True}])
+
+    run = _run(agent, alice, '[[tool:calculator {"expression": "2+2"}]]')
+    assert run.status == AgentRun.Status.WAITING, run.error
+    approval = RunEvent.objects.get(run=run, type="approval")
+    assert approval.payload["tools"] == [{"name": "calculator", "args": {"expression": "2+2"}}]
+
+    services.run_decide(run=run, approved=True, by=alice)
+    execute_run(run.pk, resume=True)
+    run.refresh_from_db()
+
+    assert run.status == AgentRun.Status.SUCCEEDED, run.error
+    assert run.output == "Tool result: 4"
+
+
+def test_declined_tool_call_is_not_executed(llm, make_agent, alice):
+    agent = make_agent(tools=[{"type": "calculator", "ask_before_run": True}])
+    run = _run(agent, alice, '[[tool:calculator {"expression": "2+2"}]]')
+
+    services.run_decide(run=run, approved=False, by=alice, note="not now")
+    execute_run(run.pk, resume=True)
+    run.refresh_from_db()
+
+    assert run.status == AgentRun.Status.SUCCEEDED, run.error
+    assert "4" not in run.output
+    with pytest.raises(services.ServiceError):
+        services.run_decide(run=run, approved=True, by=alice)
