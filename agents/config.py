@@ -197,7 +197,12 @@ def parse_config(data: dict[str, Any]) -> AgentConfig:
     except ValidationError as exc:
         errors: dict[str, list[str]] = {}
         for err in exc.errors():
-            path = ".".join(str(p) for p in err["loc"]) or "config"
+            loc = [str(p) for p in err["loc"]]
+            # A tool's typed config is validated inside ToolSpec, so pydantic reports its fields as
+            # `tools.0.url`; the field really lives at `tools.0.config.url`.
+            if len(loc) >= 3 and loc[0] == "tools" and loc[2] not in ToolSpec.model_fields:
+                loc.insert(2, "config")
+            path = ".".join(loc) or "config"
             message = err["msg"].removeprefix("Value error, ")
             errors.setdefault(path, []).append(message)
         raise ConfigError(errors)

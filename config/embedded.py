@@ -213,8 +213,8 @@ def up(*, redis_name: str = "redis") -> None:
 
 
 def down() -> None:
-    for name in ("redis", "redis-test"):
-        stop_redis(name)
+    for path in sorted(DATA_DIR.glob("redis*")):
+        stop_redis(path.name)
     stop_postgres()
 
 

@@ -25,5 +25,7 @@ def pytest_load_initial_conftests(
     if not os.environ.get("DATABASE_URL"):
         embedded.ensure_postgres()
     if not os.environ.get("REDIS_URL"):
-        embedded.ensure_redis("redis-test")
-        os.environ["REDIS_URL"] = embedded.redis_url("redis-test")
+        # One Redis per test database name, so concurrent sessions never share a broker queue.
+        name = "redis-test" if embedded.DB_NAME == "agentos" else f"redis-test-{embedded.DB_NAME}"
+        embedded.ensure_redis(name)
+        os.environ["REDIS_URL"] = embedded.redis_url(name)

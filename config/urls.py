@@ -26,6 +26,7 @@ api_v1 = [
     path("invitations/<str:token>/accept", accounts_api.invitation_accept, name="api-invitation-accept"),
     path("organizations/<pk:org_id>/api-keys/", accounts_api.api_key_list, name="api-keys"),
     path("organizations/<pk:org_id>/api-keys/<pk:key_id>", accounts_api.api_key_detail, name="api-key"),
+    path("", include("agents.api.urls")),
 ]
 
 urlpatterns = [

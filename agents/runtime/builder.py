@@ -21,7 +21,6 @@ from agents.runtime.guardrails import Trip, input_hook
 from agents.runtime.providers import build_model, credentials_for
 from agents.runtime.tools import ToolContext, build_tools
 
-
 _PARSED: dict[int, AgentConfig] = {}
 
 

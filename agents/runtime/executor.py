@@ -150,7 +150,7 @@ class Execution:
         last_poll = time.monotonic()
         begin_tracking()
         if resume_state is not None:
-            iterator: Any = config_built.runner.continue_run(  # type: ignore[union-attr]
+            iterator: Any = config_built.runner.continue_run(  # type: ignore[union-attr, call-overload]
                 _approved_output(resume_state), stream=True, stream_events=True, yield_run_output=True
             )
         else:

@@ -1,0 +1,175 @@
+"""Shared plumbing for the agents API: the org and role checks, loading through the org, error mapping."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from django.db.models import Q
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from accounts.models import Role, User, role_at_least
+from accounts.permissions import OrgContext, resolve_api_org
+from accounts.services import ServiceError
+from agents.config import ConfigError
+from agents.models import Agent, AgentVersion
+from config.api import ApiError, ErrorEnvelopeSerializer
+from config.pagination import Pagination
+
+ERRORS = {
+    400: ErrorEnvelopeSerializer,
+    401: ErrorEnvelopeSerializer,
+    403: ErrorEnvelopeSerializer,
+    404: ErrorEnvelopeSerializer,
+}
+ERRORS_409 = {**ERRORS, 409: ErrorEnvelopeSerializer}
+ORG_HEADER = OpenApiParameter(
+    "X-Organization",
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="Organization id or slug, for session and app-token requests.",
+)
+
+T = TypeVar("T")
+
+
+def doc(**kwargs: Any) -> Any:
+    """extend_schema with the X-Organization header every endpoint here accepts."""
+    return extend_schema(parameters=[ORG_HEADER, *kwargs.pop("parameters", [])], **kwargs)
+
+
+# ------------------------------------------------------------ who and where
+
+
+def org_for(request: Request, minimum: str = Role.VIEWER) -> OrgContext:
+    """The caller's organization; reads need any membership, writes pass `Role.MEMBER` or more."""
+    ctx = resolve_api_org(request)
+    if not role_at_least(ctx.role, minimum):
+        raise PermissionDenied("Your role in this organization does not allow this.")
+    return ctx
+
+
+def writer(request: Request) -> OrgContext:
+    return org_for(request, Role.MEMBER)
+
+
+def acting_user(request: Request, ctx: OrgContext) -> User | None:
+    """The person behind the request. An API key acts as its creator while they are still a member."""
+    user = request.user
+    if not getattr(user, "pk", None):
+        return None
+    if ctx.api_key is not None and ctx.org.role_of(user) is None:  # type: ignore[arg-type]
+        return None
+    return user  # type: ignore[return-value]
+
+
+def person(request: Request, ctx: OrgContext) -> User:
+    """Like acting_user, for things that belong to one person (memories, conversations)."""
+    user = acting_user(request, ctx)
+    if user is None:
+        raise PermissionDenied("This belongs to a person; use a key whose creator is still a member.")
+    return user
+
+
+def visible_agents(ctx: OrgContext, user: User | None) -> Any:
+    """The org's agents this caller may see: private ones only by their creator."""
+    private = Q(visibility=Agent.Visibility.PRIVATE)
+    if user is not None:
+        private &= ~Q(created_by=user)
+    return Agent.objects.for_org(ctx.org).exclude(private).select_related("published_version")
+
+
+def agent_or_404(request: Request, ctx: OrgContext, agent_id: int) -> Agent:
+    agent = visible_agents(ctx, acting_user(request, ctx)).filter(pk=agent_id).first()
+    if agent is None:
+        raise ApiError(404, "not_found", "No such agent in this organization.")
+    return agent
+
+
+def version_or_404(agent: Agent, number: int) -> AgentVersion:
+    version = agent.versions.filter(number=number).select_related("created_by").first()
+    if version is None:
+        raise ApiError(404, "not_found", f"Agent {agent.pk} has no version {number}.")
+    return version
+
+
+def not_found(what: str) -> ApiError:
+    return ApiError(404, "not_found", f"No such {what} in this organization.")
+
+
+# --------------------------------------------------------------- errors
+
+
+def config_field_errors(exc: ConfigError) -> ValidationError:
+    """Config paths (`tools.0.config.url`) become request fields (`config.tools.0.config.url`)."""
+    return ValidationError(
+        {
+            ("config" if path == "config" else f"config.{path}"): messages
+            for path, messages in exc.errors.items()
+        }
+    )
+
+
+def call(fn: Callable[..., T], **kwargs: Any) -> T:
+    """Run a service and map its refusal to the API envelope."""
+    try:
+        return fn(**kwargs)
+    except ConfigError as exc:
+        raise config_field_errors(exc)
+    except ServiceError as exc:
+        raise ApiError(exc.status, exc.code, str(exc))
+
+
+_PLACEHOLDER = re.compile(r"\{[^{}]*\}")
+
+
+def check_outbound_urls(config: dict[str, Any]) -> None:
+    """Refuse an HTTP tool whose URL leads to a private, loopback or metadata address, at save time.
+    The safe client checks again when the tool runs, since DNS answers change."""
+    from integrations.safe_http import UnsafeURLError, validate_url
+
+    errors: dict[str, list[str]] = {}
+    for i, tool in enumerate(config.get("tools") or []):
+        if not isinstance(tool, dict) or tool.get("type") != "http":
+            continue
+        url = (tool.get("config") or {}).get("url") if isinstance(tool.get("config"), dict) else None
+        if not isinstance(url, str) or not url.lower().startswith(("http://", "https://")):
+            continue  # the config schema reports a missing or malformed URL
+        try:
+            validate_url(_PLACEHOLDER.sub("x", url))
+        except UnsafeURLError as exc:
+            errors[f"config.tools.{i}.config.url"] = [str(exc)]
+    if errors:
+        raise ValidationError(errors)
+
+
+def save_config(*, agent: Agent, by: User | None, config: dict[str, Any], note: str) -> AgentVersion:
+    """Every config edit through the API: URL guard, then a new draft version."""
+    from agents.services import version_create
+
+    check_outbound_urls(config)
+    return call(version_create, agent=agent, by=by, config=config, note=note)
+
+
+# ------------------------------------------------------------ pagination
+
+
+def paginate(request: Request, queryset: Any, serializer_class: Any, **context: Any) -> Response:
+    paginator = Pagination()
+    page: list[Any] | None = paginator.paginate_queryset(queryset, request)
+    data = serializer_class(page, many=True, context={"request": request, **context}).data
+    return paginator.get_paginated_response(data)
+
+
+def query_int(request: Request, name: str) -> int | None:
+    raw = request.query_params.get(name)
+    if raw in (None, ""):
+        return None
+    if not str(raw).isdigit() or len(str(raw)) > 18:
+        raise ValidationError({name: ["Must be a positive integer."]})
+    return int(str(raw))

@@ -1,0 +1,216 @@
+"""Running an agent (`POST /api/v1/agents/<id>/run`) and the runs API (`/api/v1/runs/...`).
+
+The run endpoint is an async view so that waiting for a run holds no thread: authentication, checks
+and the run's creation happen in a normal DRF view (CSRF for browser sessions included), called
+through `sync_to_async`; then we `await` the worker's done signal, or stream the run's events as SSE.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.http import HttpRequest, JsonResponse
+from django.http.response import HttpResponseBase
+from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter
+from rest_framework.decorators import api_view, renderer_classes
+from rest_framework.exceptions import ValidationError
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from agents import services
+from agents.api.common import (
+    ERRORS,
+    ERRORS_409,
+    acting_user,
+    agent_or_404,
+    call,
+    doc,
+    org_for,
+    paginate,
+    query_int,
+    writer,
+)
+from agents.api.sse import EventStreamRenderer, sse_message, sse_response
+from agents.models import AgentRun, ChatSession, RunEvent
+from agents.runtime.events import wait_done
+from agents.serializers import (
+    RunAcceptedOutput,
+    RunEventOutput,
+    RunInput,
+    RunOutput,
+    RunResultOutput,
+    run_result,
+)
+from config.api import ApiError
+
+logger = logging.getLogger(__name__)
+
+RUN_WAIT_SECONDS = 120.0
+EVENTS_PAGE = 1000
+
+
+@dataclass(frozen=True)
+class StartedRun:
+    run_id: int
+    session_id: int | None
+    stream: bool
+
+
+def _accepted(run_id: int, session_id: int | None, status: str) -> dict[str, object]:
+    return {"run_id": run_id, "session_id": session_id, "status": status}
+
+
+@doc(
+    request=RunInput,
+    responses={
+        200: RunResultOutput,
+        202: RunAcceptedOutput,
+        (200, "text/event-stream"): OpenApiTypes.STR,
+        **ERRORS_409,
+    },
+    tags=["runs"],
+    operation_id="agents_run",
+    description="Run the agent's published version. Without `stream` the call waits for the result "
+    f"(up to {int(RUN_WAIT_SECONDS)} s; after that it answers 202 with the run id to poll `/runs/{{id}}`). "
+    "With `stream: true` the answer is Server-Sent Events: first a `run` event with the ids, then every "
+    "run event (`id: <seq>`, `event: <type>`, `data: <json>`) until `done`. An archived agent is a 409.",
+)
+@api_view(["POST"])
+@renderer_classes([JSONRenderer, EventStreamRenderer])
+def agent_run_start(request: Request, agent_id: int) -> Response:
+    """Checks and creates the run; `agent_run` then waits for it or streams it."""
+    ctx = writer(request)
+    agent = agent_or_404(request, ctx, agent_id)
+    body = RunInput(data=request.data)
+    body.is_valid(raise_exception=True)
+    data = body.validated_data
+    user = acting_user(request, ctx)
+    session = None
+    if data.get("session_id"):
+        session = (
+            ChatSession.objects.for_org(ctx.org).filter(pk=data["session_id"], agent=agent, user=user).first()
+        )
+        if session is None:
+            raise ApiError(404, "not_found", "No such conversation with this agent.")
+    run = call(services.run_create, agent=agent, user=user, input=data["input"], session=session)
+    response = Response(_accepted(run.pk, run.session_id, run.status), status=202)
+    response.started_run = StartedRun(run.pk, run.session_id, data["stream"])  # type: ignore[attr-defined]
+    return response
+
+
+def _wait_seconds() -> float:
+    return float(getattr(settings, "AGENT_RUN_WAIT_SECONDS", RUN_WAIT_SECONDS))
+
+
+@sync_to_async
+def _load_run(run_id: int) -> AgentRun:
+    return AgentRun.objects.get(pk=run_id)
+
+
+@csrf_exempt  # the DRF view inside enforces CSRF for session auth, as every DRF view does
+async def agent_run(request: HttpRequest, agent_id: int) -> HttpResponseBase:
+    response = await sync_to_async(agent_run_start)(request, agent_id=agent_id)
+    started: StartedRun | None = getattr(response, "started_run", None)
+    if started is None:
+        return response  # refused: the DRF error envelope
+    if started.stream:
+        prelude = sse_message("run", _accepted(started.run_id, started.session_id, AgentRun.Status.QUEUED))
+        stream = sse_response(started.run_id, prelude=prelude)
+        stream["X-Run-Id"] = str(started.run_id)
+        return stream
+    try:
+        await wait_done(started.run_id, _wait_seconds())
+    except Exception:  # Redis hiccup: the client polls instead
+        logger.warning("waiting for run %s failed", started.run_id, exc_info=True)
+    run = await _load_run(started.run_id)
+    if not run.is_finished:
+        accepted = JsonResponse(_accepted(run.pk, run.session_id, run.status), status=202)
+        accepted["Location"] = f"/api/v1/runs/{run.pk}"
+        return accepted
+    return JsonResponse(run_result(run))
+
+
+# The schema generator documents `agent_run` through the DRF view that does its checks.
+agent_run.cls = agent_run_start.cls  # type: ignore[attr-defined]
+agent_run.initkwargs = agent_run_start.initkwargs  # type: ignore[attr-defined]
+
+
+# ------------------------------------------------------------------ runs API
+
+
+def _run_or_404(request: Request, run_id: int, write: bool = False) -> AgentRun:
+    ctx = writer(request) if write else org_for(request)
+    run = AgentRun.objects.for_org(ctx.org).select_related("version").filter(pk=run_id).first()
+    if run is None:
+        raise ApiError(404, "not_found", "No such run in this organization.")
+    return run
+
+
+@doc(
+    responses={200: RunOutput(many=True), **ERRORS},
+    parameters=[
+        OpenApiParameter("agent", int),
+        OpenApiParameter("session", int),
+        OpenApiParameter("status", str, enum=AgentRun.Status.values),
+    ],
+    tags=["runs"],
+)
+@api_view(["GET"])
+def run_list(request: Request) -> Response:
+    ctx = org_for(request)
+    queryset = AgentRun.objects.for_org(ctx.org).select_related("version")
+    agent_id = query_int(request, "agent")
+    if agent_id is not None:
+        queryset = queryset.filter(agent=agent_or_404(request, ctx, agent_id))
+    session_id = query_int(request, "session")
+    if session_id is not None:
+        queryset = queryset.filter(session_id=session_id)
+    wanted = request.query_params.get("status")
+    if wanted:
+        if wanted not in AgentRun.Status.values:
+            raise ValidationError({"status": [f"Use one of {', '.join(AgentRun.Status.values)}."]})
+        queryset = queryset.filter(status=wanted)
+    return paginate(request, queryset.order_by("-created_at", "-id"), RunOutput)
+
+
+@doc(responses={200: RunOutput, **ERRORS}, tags=["runs"])
+@api_view(["GET"])
+def run_detail(request: Request, run_id: int) -> Response:
+    """Status, input and output, tokens, cost, latency, error and the trace of one run."""
+    return Response(RunOutput(_run_or_404(request, run_id)).data)
+
+
+@doc(
+    responses={200: RunEventOutput(many=True), (200, "text/event-stream"): OpenApiTypes.STR, **ERRORS},
+    parameters=[OpenApiParameter("after", int, description="Only events with a greater sequence number.")],
+    tags=["runs"],
+    description="The run's events after `after`, oldest first (at most 1000 per call). With "
+    "`Accept: text/event-stream` the same events as Server-Sent Events, live until `done`; a "
+    "reconnecting client may send `Last-Event-ID` instead of `after`.",
+)
+@api_view(["GET"])
+@renderer_classes([JSONRenderer, EventStreamRenderer])
+def run_events(request: Request, run_id: int) -> HttpResponseBase:
+    run = _run_or_404(request, run_id)
+    after = query_int(request, "after") or 0
+    if request.accepted_renderer.format == EventStreamRenderer.format:
+        last_id = (request.headers.get("Last-Event-ID") or "").strip()
+        if last_id.isdigit() and len(last_id) < 10:
+            after = max(after, int(last_id))
+        return sse_response(run.pk, after)
+    events = RunEvent.objects.filter(run=run, seq__gt=after).order_by("seq")[:EVENTS_PAGE]
+    return Response(RunEventOutput(events, many=True).data)
+
+
+@doc(request=None, responses={200: RunOutput, **ERRORS}, tags=["runs"])
+@api_view(["POST"])
+def run_cancel(request: Request, run_id: int) -> Response:
+    """Stop the run: a queued run at once, a running one within a second. A finished run is unchanged."""
+    run = call(services.run_cancel, run=_run_or_404(request, run_id, write=True))
+    return Response(RunOutput(run).data)
