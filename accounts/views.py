@@ -24,11 +24,23 @@ def landing(request: HttpRequest) -> TemplateResponse:
 
 @org_role_required(Role.VIEWER)
 def dashboard(request: AuthedHttpRequest) -> TemplateResponse:
+    from django.db.models import F, Q
+
+    from agents.models import Agent
+
     org = request.org
+    agents = (
+        Agent.objects.for_org(org)
+        .not_archived()
+        .filter(~Q(visibility=Agent.Visibility.PRIVATE) | Q(created_by=request.user))
+        .order_by(F("last_activity_at").desc(nulls_last=True), "-updated_at")
+    )
     return TemplateResponse(
         request,
         "accounts/dashboard.html",
         {
+            "agents": agents[:6],
+            "agent_count": agents.count(),
             "member_count": org.memberships.count(),
             "pending_invitations": Invitation.objects.for_org(org).pending().count(),
             "active_keys": ApiKey.objects.for_org(org).active().count(),

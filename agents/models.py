@@ -200,6 +200,12 @@ class AgentRun(TenantModel):
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
 
+    class Source(models.TextChoices):
+        CHAT = "chat", "Chat"
+        API = "api", "API"
+        TASK = "task", "Task"
+        WORKFLOW = "workflow", "Workflow"
+
     FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
 
     agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="runs")
@@ -211,6 +217,7 @@ class AgentRun(TenantModel):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.CHAT)
     input = models.TextField()
     output = models.TextField(blank=True)
     output_json = models.JSONField(null=True, blank=True)
@@ -222,7 +229,9 @@ class AgentRun(TenantModel):
     error = models.TextField(blank=True)
     trace = models.JSONField(default=list, blank=True)
     last_seq = models.PositiveIntegerField(default=0)
-    paused_state = models.JSONField(null=True, blank=True, help_text="agno run state while waiting for approval")
+    paused_state = models.JSONField(
+        null=True, blank=True, help_text="agno run state while waiting for approval"
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

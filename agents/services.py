@@ -246,6 +246,7 @@ def run_create(
     input: str,
     session: ChatSession | None = None,
     new_session: bool = True,
+    source: str = AgentRun.Source.CHAT,
 ) -> AgentRun:
     """Record the user's message and a queued run in one transaction, then queue it on commit."""
     if agent.is_archived:
@@ -261,10 +262,12 @@ def run_create(
     from agents.tasks import execute_run
 
     with transaction.atomic():
+        created_session = False
         if session is None and new_session:
             session = ChatSession.objects.create(
                 organization_id=agent.organization_id, agent=agent, user=user, title=text[:80]
             )
+            created_session = True
         run = AgentRun.objects.create(
             organization_id=agent.organization_id,
             agent=agent,
@@ -272,6 +275,7 @@ def run_create(
             session=session,
             user=user,
             input=text,
+            source=source,
         )
         if session is not None:
             Message.objects.create(
@@ -281,8 +285,12 @@ def run_create(
                 content=text,
                 run=run,
             )
-            ChatSession.objects.filter(pk=session.pk).update(updated_at=timezone.now())
-        Agent.objects.filter(pk=agent.pk).update(last_activity_at=timezone.now())
+            if not created_session:
+                ChatSession.objects.filter(pk=session.pk).update(updated_at=timezone.now())
+        now = timezone.now()
+        # Activity is shown to the minute: skip the write when it is that fresh already.
+        if agent.last_activity_at is None or (now - agent.last_activity_at).total_seconds() > 60:
+            Agent.objects.filter(pk=agent.pk).update(last_activity_at=now)
         transaction.on_commit(lambda: execute_run.delay(run.pk))
     return run
 
@@ -321,7 +329,7 @@ def task_create(
             created_by=by,
         )
         prompt = f"Task: {task.title}\nPriority: {priority}\n\n{details}".strip()
-        run = run_create(agent=agent, user=by, input=prompt, new_session=False)
+        run = run_create(agent=agent, user=by, input=prompt, new_session=False, source=AgentRun.Source.TASK)
         task.run = run
         task.status = Task.Status.RUNNING
         task.save(update_fields=["run", "status"])

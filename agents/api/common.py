@@ -60,12 +60,15 @@ def writer(request: Request) -> OrgContext:
 
 def acting_user(request: Request, ctx: OrgContext) -> User | None:
     """The person behind the request. An API key acts as its creator while they are still a member."""
+    cached = getattr(request, "_acting_user", False)
+    if cached is not False:
+        return cached  # type: ignore[no-any-return]
     user = request.user
-    if not getattr(user, "pk", None):
-        return None
-    if ctx.api_key is not None and ctx.org.role_of(user) is None:  # type: ignore[arg-type]
-        return None
-    return user  # type: ignore[return-value]
+    result: User | None = user if getattr(user, "pk", None) else None  # type: ignore[assignment]
+    if result is not None and ctx.api_key is not None and ctx.org.role_of(result) is None:
+        result = None
+    request._acting_user = result  # type: ignore[attr-defined]  # one membership query per request
+    return result
 
 
 def person(request: Request, ctx: OrgContext) -> User:

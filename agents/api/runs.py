@@ -98,7 +98,14 @@ def agent_run_start(request: Request, agent_id: int) -> Response:
         )
         if session is None:
             raise ApiError(404, "not_found", "No such conversation with this agent.")
-    run = call(services.run_create, agent=agent, user=user, input=data["input"], session=session)
+    run = call(
+        services.run_create,
+        agent=agent,
+        user=user,
+        input=data["input"],
+        session=session,
+        source=AgentRun.Source.API,
+    )
     response = Response(_accepted(run.pk, run.session_id, run.status), status=202)
     response.started_run = StartedRun(run.pk, run.session_id, data["stream"])  # type: ignore[attr-defined]
     return response

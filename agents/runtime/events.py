@@ -83,6 +83,10 @@ def publish(run_id: int, event: dict[str, Any]) -> None:
     _get_publisher().send(run_group(run_id), {"type": "run.event", "event": event})
 
 
+# Frequent or informational events are written in batches; the rest are written before they are sent.
+BATCHED_TYPES = frozenset({"delta", "status", "model"})
+
+
 class EventWriter:
     """Writes one run's events. Only the worker that claimed the run writes, so it owns the counter.
 
@@ -104,7 +108,7 @@ class EventWriter:
         event = RunEvent(
             run_id=self.run_id, seq=self.seq, type=type, payload=payload or {}, created_at=timezone.now()
         )
-        if type == "delta":
+        if type in BATCHED_TYPES:
             if not self._pending:
                 self._oldest = time.monotonic()
             self._pending.append(event)

@@ -455,8 +455,10 @@ def execute_run(run_id: int, *, resume: bool = False) -> str:
     finally:
         cancel.clear(run_id)
         close_tracked()
-    from agents.services import task_finish
+    status = AgentRun.objects.filter(pk=run_id).values_list("status", flat=True).first() or ""
+    if run.source == AgentRun.Source.TASK:
+        from agents.services import task_finish
 
-    run.refresh_from_db()
-    task_finish(run=run)
-    return run.status
+        run.status = status
+        task_finish(run=run)
+    return status

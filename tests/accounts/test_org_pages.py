@@ -119,3 +119,12 @@ def test_api_key_created_in_html_is_shown_once(client, alice, acme):
     assert raw in created.content.decode()
     assert created["Cache-Control"] == "no-store"
     assert raw not in client.get("/orgs/settings/").content.decode()
+
+
+def test_unknown_page_is_a_styled_404_for_a_signed_in_user(client, alice, acme):
+    client.force_login(alice)
+
+    response = client.get("/no-such-page/")
+
+    assert response.status_code == 404
+    assert "That page does not exist" in response.content.decode()

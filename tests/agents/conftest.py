@@ -29,6 +29,8 @@ def make_config(**overrides):
 @pytest.fixture
 def make_agent(acme, alice):
     def make(name="Helper", publish=True, **config):
-        return services.agent_create(org=acme, by=alice, name=name, config=make_config(**config), publish=publish)
+        return services.agent_create(
+            org=acme, by=alice, name=name, config=make_config(**config), publish=publish
+        )
 
     return make

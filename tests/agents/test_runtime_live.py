@@ -40,8 +40,13 @@ def _start(agent, user, text):
 
 def test_cancel_stops_a_streaming_run_within_a_second(llm, make_agent, alice):
     run, thread = _start(make_agent(), alice, f"[[latency:50]] {LONG}")
-    wait_for(lambda: RunEvent.objects.filter(run=run, type="delta").exists() or
-             AgentRun.objects.get(pk=run.pk).last_seq > 3, timeout=10)
+    wait_for(
+        lambda: (
+            RunEvent.objects.filter(run=run, type="delta").exists()
+            or AgentRun.objects.get(pk=run.pk).last_seq > 3
+        ),
+        timeout=10,
+    )
 
     asked = time.monotonic()
     services.run_cancel(run=AgentRun.objects.get(pk=run.pk))
@@ -137,11 +142,21 @@ def test_http_tool_calls_the_api_with_secret_header(llm, make_agent, alice, acme
     from integrations.secrets import secret_set
 
     secret_set(org=acme, name="ORDERS_TOKEN", value="tok-123", by=alice)
-    tool = {"type": "http", "name": "get_order", "description": "Fetch an order by id",
-            "config": {"method": "GET", "url": local_api + "/orders/{order_id}",
-                       "headers": {"Authorization": "Bearer {{secret:ORDERS_TOKEN}}"},
-                       "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}},
-                                      "required": ["order_id"]}}}
+    tool = {
+        "type": "http",
+        "name": "get_order",
+        "description": "Fetch an order by id",
+        "config": {
+            "method": "GET",
+            "url": local_api + "/orders/{order_id}",
+            "headers": {"Authorization": "Bearer {{secret:ORDERS_TOKEN}}"},
+            "parameters": {
+                "type": "object",
+                "properties": {"order_id": {"type": "string"}},
+                "required": ["order_id"],
+            },
+        },
+    }
     agent = make_agent(tools=[tool])
 
     run = services.run_create(agent=agent, user=alice, input='[[tool:get_order {"order_id": "A/7"}]]')
@@ -152,13 +167,19 @@ def test_http_tool_calls_the_api_with_secret_header(llm, make_agent, alice, acme
     result = RunEvent.objects.get(run=run, type="tool_result").payload["result"]
     assert '"path": "/orders/A%2F7"' in result
     assert '"auth": "Bearer tok-123"' in result
-    assert "tok-123" not in json.dumps(list(RunEvent.objects.filter(run=run, type="tool_call").values("payload")))
+    assert "tok-123" not in json.dumps(
+        list(RunEvent.objects.filter(run=run, type="tool_call").values("payload"))
+    )
 
 
 def test_http_tool_on_a_private_address_is_refused_at_call_time(llm, make_agent, alice, settings):
     settings.OUTBOUND_ALLOW_HOSTS = []
-    tool = {"type": "http", "name": "peek", "description": "internal",
-            "config": {"url": "http://10.1.2.3/admin"}}
+    tool = {
+        "type": "http",
+        "name": "peek",
+        "description": "internal",
+        "config": {"url": "http://10.1.2.3/admin"},
+    }
     agent = make_agent(tools=[tool])
 
     run = services.run_create(agent=agent, user=alice, input="[[tool:peek {}]]")
