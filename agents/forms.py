@@ -334,18 +334,11 @@ class HttpToolForm(forms.Form):
 
 
 def check_public_url(url: str) -> None:
-    """Refuse loopback, private and metadata addresses at save time (the client checks again at call
-    time). A host that does not resolve from here is let through: DNS may differ where the run executes."""
-    import re
+    from agents.services import public_url_error
 
-    from integrations.safe_http import UnsafeURLError, validate_url
-
-    probe = re.sub(r"\{[^{}]*\}", "x", url)
-    try:
-        validate_url(probe)
-    except UnsafeURLError as exc:
-        if not str(exc).startswith("Could not resolve"):
-            raise ValidationError(str(exc))
+    error = public_url_error(url)
+    if error:
+        raise ValidationError(error)
 
 
 HttpToolFormSet = forms.formset_factory(HttpToolForm, extra=1, can_delete=True, max_num=20)

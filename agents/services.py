@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import json
 import logging
+import re
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -36,6 +37,24 @@ def _referenced_agent_ids(config: AgentConfig) -> set[int]:
     return ids
 
 
+_URL_PLACEHOLDER = re.compile(r"\{[^{}]*\}")
+
+
+def public_url_error(url: str) -> str | None:
+    """Why a user-supplied URL may not be called (loopback, private, metadata...), or None.
+
+    Checked at save time; the safe client checks again at call time, since DNS answers change. A host
+    that does not resolve from here is let through for the same reason (runs may resolve it)."""
+    from integrations.safe_http import UnsafeURLError, validate_url
+
+    try:
+        validate_url(_URL_PLACEHOLDER.sub("x", url))
+    except UnsafeURLError as exc:
+        if not str(exc).startswith("Could not resolve"):
+            return str(exc)
+    return None
+
+
 def config_validate(*, org: Organization, agent: Agent | None, data: dict[str, Any]) -> AgentConfig:
     """Parse the config and check what the schema alone cannot: references stay inside the org,
     and handoffs / agent-tools never form a cycle."""
@@ -51,6 +70,13 @@ def config_validate(*, org: Organization, agent: Agent | None, data: dict[str, A
                 ]
             }
         )
+    url_errors = {
+        f"tools.{i}.config.url": [error]
+        for i, tool in enumerate(config.tools)
+        if tool.type == "http" and (error := public_url_error(tool.config["url"]))
+    }
+    if url_errors:
+        raise ConfigError(url_errors)
     refs = _referenced_agent_ids(config)
     if refs:
         found = set(Agent.objects.for_org(org).filter(pk__in=refs).values_list("pk", flat=True))

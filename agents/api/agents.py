@@ -17,7 +17,6 @@ from agents.api.common import (
     acting_user,
     agent_or_404,
     call,
-    check_outbound_urls,
     doc,
     org_for,
     paginate,
@@ -74,8 +73,6 @@ def agent_list(request: Request) -> Response:
         body.is_valid(raise_exception=True)
         data = body.validated_data
         config = {**services.default_config(org=ctx.org), **data["config"]} if "config" in data else None
-        if config is not None:
-            check_outbound_urls(config)
         agent = call(
             services.agent_create,
             org=ctx.org,

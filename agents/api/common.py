@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -128,34 +127,10 @@ def call(fn: Callable[..., T], **kwargs: Any) -> T:
         raise ApiError(exc.status, exc.code, str(exc))
 
 
-_PLACEHOLDER = re.compile(r"\{[^{}]*\}")
-
-
-def check_outbound_urls(config: dict[str, Any]) -> None:
-    """Refuse an HTTP tool whose URL leads to a private, loopback or metadata address, at save time.
-    The safe client checks again when the tool runs, since DNS answers change."""
-    from integrations.safe_http import UnsafeURLError, validate_url
-
-    errors: dict[str, list[str]] = {}
-    for i, tool in enumerate(config.get("tools") or []):
-        if not isinstance(tool, dict) or tool.get("type") != "http":
-            continue
-        url = (tool.get("config") or {}).get("url") if isinstance(tool.get("config"), dict) else None
-        if not isinstance(url, str) or not url.lower().startswith(("http://", "https://")):
-            continue  # the config schema reports a missing or malformed URL
-        try:
-            validate_url(_PLACEHOLDER.sub("x", url))
-        except UnsafeURLError as exc:
-            errors[f"config.tools.{i}.config.url"] = [str(exc)]
-    if errors:
-        raise ValidationError(errors)
-
-
 def save_config(*, agent: Agent, by: User | None, config: dict[str, Any], note: str) -> AgentVersion:
-    """Every config edit through the API: URL guard, then a new draft version."""
+    """Every config edit through the API becomes a new draft version (validated by the service)."""
     from agents.services import version_create
 
-    check_outbound_urls(config)
     return call(version_create, agent=agent, by=by, config=config, note=note)
 
 

@@ -172,15 +172,23 @@ def test_http_tool_calls_the_api_with_secret_header(llm, make_agent, alice, acme
     )
 
 
-def test_http_tool_on_a_private_address_is_refused_at_call_time(llm, make_agent, alice, settings):
+def test_http_tool_on_a_private_address_is_refused_at_save(make_agent, settings):
+    from agents.config import ConfigError
+
     settings.OUTBOUND_ALLOW_HOSTS = []
-    tool = {
-        "type": "http",
-        "name": "peek",
-        "description": "internal",
-        "config": {"url": "http://10.1.2.3/admin"},
-    }
+    tool = {"type": "http", "name": "peek", "description": "internal", "config": {"url": "http://10.1.2.3/admin"}}
+
+    with pytest.raises(ConfigError) as exc:
+        make_agent(tools=[tool])
+    assert "tools.0.config.url" in exc.value.errors
+
+
+def test_http_tool_is_checked_again_at_call_time(llm, make_agent, alice, settings):
+    # Allowed when saved, forbidden by the time it runs (an operator tightened the allow-list).
+    settings.OUTBOUND_ALLOW_HOSTS = ["10.0.0.0/8"]
+    tool = {"type": "http", "name": "peek", "description": "internal", "config": {"url": "http://10.1.2.3/admin"}}
     agent = make_agent(tools=[tool])
+    settings.OUTBOUND_ALLOW_HOSTS = []
 
     run = services.run_create(agent=agent, user=alice, input="[[tool:peek {}]]")
     execute_run(run.pk)
