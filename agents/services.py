@@ -236,6 +236,14 @@ def agent_archive(*, agent: Agent) -> Agent:
     return agent
 
 
+def agent_restore(*, agent: Agent) -> Agent:
+    """Back from the archive: active if it has a published version, else a draft."""
+    if agent.is_archived:
+        agent.status = Agent.Status.ACTIVE if agent.published_version_id else Agent.Status.DRAFT
+        agent.save(update_fields=["status", "updated_at"])
+    return agent
+
+
 @transaction.atomic
 def agent_clone(*, agent: Agent, by: User | None, name: str | None = None) -> Agent:
     """Copies profile, config (tools included) and context; never runs, sessions or memory."""

@@ -135,6 +135,15 @@ def agent_detail(request: Request, agent_id: int) -> Response:
     return _detail(agent)
 
 
+@doc(request=None, responses={200: AgentDetailOutput, **ERRORS}, tags=["agents"])
+@api_view(["POST"])
+def agent_restore(request: Request, agent_id: int) -> Response:
+    """Bring an archived agent back (active if it has a published version, else draft)."""
+    ctx = writer(request)
+    agent = agent_or_404(request, ctx, agent_id)
+    return _detail(call(services.agent_restore, agent=agent))
+
+
 @doc(request=CloneInput, responses={201: AgentDetailOutput, **ERRORS}, tags=["agents"])
 @api_view(["POST"])
 def agent_clone(request: Request, agent_id: int) -> Response:

@@ -17,6 +17,7 @@ from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
+from rest_framework import serializers
 from rest_framework.decorators import api_view, renderer_classes
 from rest_framework.exceptions import ValidationError
 from rest_framework.renderers import JSONRenderer
@@ -220,4 +221,29 @@ def run_events(request: Request, run_id: int) -> HttpResponseBase:
 def run_cancel(request: Request, run_id: int) -> Response:
     """Stop the run: a queued run at once, a running one within a second. A finished run is unchanged."""
     run = call(services.run_cancel, run=_run_or_404(request, run_id, write=True))
+    return Response(RunOutput(run).data)
+
+
+class DecisionInput(serializers.Serializer):
+    approved = serializers.BooleanField(
+        help_text="Run the tool calls the agent asked about (true) or decline them."
+    )
+    note = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+@doc(request=DecisionInput, responses={200: RunOutput, **ERRORS}, tags=["runs"])
+@api_view(["POST"])
+def run_approve(request: Request, run_id: int) -> Response:
+    """Decide a run that waits for approval ("ask before running" tools); it then resumes on a worker."""
+    run = _run_or_404(request, run_id, write=True)
+    body = DecisionInput(data=request.data)
+    body.is_valid(raise_exception=True)
+    ctx = writer(request)
+    run = call(
+        services.run_decide,
+        run=run,
+        approved=body.validated_data["approved"],
+        by=acting_user(request, ctx),
+        note=body.validated_data["note"],
+    )
     return Response(RunOutput(run).data)

@@ -14,6 +14,7 @@ urlpatterns = [
     path("agents/output-types/<str:type_name>", tools.output_type_detail, name="api-output-type"),
     path("agents/<pk:agent_id>", agents.agent_detail, name="api-agent"),
     path("agents/<pk:agent_id>/clone", agents.agent_clone, name="api-agent-clone"),
+    path("agents/<pk:agent_id>/restore", agents.agent_restore, name="api-agent-restore"),
     path("agents/<pk:agent_id>/run", runs.agent_run, name="api-agent-run"),
     path("agents/<pk:agent_id>/versions", agents.version_list, name="api-agent-versions"),
     path("agents/<pk:agent_id>/versions/<pk:number>", agents.version_detail, name="api-agent-version"),
@@ -43,6 +44,7 @@ urlpatterns = [
     path("runs/<pk:run_id>", runs.run_detail, name="api-run"),
     path("runs/<pk:run_id>/events", runs.run_events, name="api-run-events"),
     path("runs/<pk:run_id>/cancel", runs.run_cancel, name="api-run-cancel"),
+    path("runs/<pk:run_id>/approve", runs.run_approve, name="api-run-approve"),
     # conversations
     path("sessions/", sessions.session_list, name="api-sessions"),
     path("sessions/<pk:session_id>", sessions.session_detail, name="api-session"),

@@ -403,6 +403,9 @@ class Execution:
             last_seq=self.events.seq + 1,
         )
         self.events.emit("approval", {"tools": tools, "status": "waiting"})
+        from agents.runtime.events import done_signal
+
+        done_signal(self.run.pk, AgentRun.Status.WAITING)  # a caller waiting for the answer gets the question
 
     def fail(self, reason: str) -> None:
         run = self.run

@@ -149,9 +149,7 @@ def archive(request: AuthedHttpRequest, agent_id: int) -> HttpResponse:
 def restore(request: AuthedHttpRequest, agent_id: int) -> HttpResponse:
     agent = agent_or_404(request, agent_id)
     if agent.is_archived:
-        # No service exists for this yet; the rule is one line: back to active if it has a published version.
-        agent.status = Agent.Status.ACTIVE if agent.published_version_id else Agent.Status.DRAFT
-        agent.save(update_fields=["status", "updated_at"])
+        services.agent_restore(agent=agent)
         messages.success(request, f"{agent.name} is back.")
     return redirect("agents_settings", agent_id=agent.pk)
 

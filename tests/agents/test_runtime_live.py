@@ -195,3 +195,23 @@ def test_http_tool_is_checked_again_at_call_time(llm, make_agent, alice, setting
 
     result = RunEvent.objects.get(run_id=run.pk, type="tool_result").payload["result"]
     assert "Refusing to connect" in result
+
+
+def test_api_approval_resumes_the_waiting_run_on_the_worker(llm, make_agent, alice, celery_worker):
+    from rest_framework.test import APIClient
+
+    agent = make_agent(tools=[{"type": "calculator", "ask_before_run": True}])
+    client = APIClient()
+    client.force_authenticate(alice)
+    response = client.post(f"/api/v1/agents/{agent.pk}/run", {"input": '[[tool:calculator {"expression": "3*3"}]]'},
+                           format="json")
+    run_id = response.json()["run_id"]
+    wait_for(lambda: AgentRun.objects.get(pk=run_id).status == AgentRun.Status.WAITING)
+
+    decided = client.post(f"/api/v1/runs/{run_id}/approve", {"approved": True}, format="json")
+
+    assert decided.status_code == 200, decided.content
+    wait_for(lambda: AgentRun.objects.get(pk=run_id).status == AgentRun.Status.SUCCEEDED)
+    assert AgentRun.objects.get(pk=run_id).output == "Tool result: 9"
+    again = client.post(f"/api/v1/runs/{run_id}/approve", {"approved": True}, format="json")
+    assert again.status_code == 409
