@@ -19,6 +19,7 @@ urlpatterns = [
     path(A + "runs/", views.runs_tab, name="agents_runs"),
     path(A + "runs/<pk:run_id>/", views.run_detail, name="agents_run_detail"),
     path(A + "runs/<pk:run_id>/cancel/", views.run_cancel, name="agents_run_cancel"),
+    path("runs/<pk:run_id>/decide/", views.run_decide, name="agents_run_decide"),
     path(A + "runs/<pk:run_id>/regenerate/", views.run_regenerate, name="agents_run_regenerate"),
     path(A + "tasks/", views.tasks_tab, name="agents_tasks"),
     path(A + "memory/", views.memory_tab, name="agents_memory"),

@@ -2,7 +2,15 @@
 
 from agents.views.agents import archive, clone, hire, index, knowledge_tab, restore, settings_tab, tools_tab
 from agents.views.builder import builder_edit, builder_new, builder_validate
-from agents.views.chat import chat, chat_send, message_feedback, run_cancel, run_regenerate, session_delete
+from agents.views.chat import (
+    chat,
+    chat_send,
+    message_feedback,
+    run_cancel,
+    run_decide,
+    run_regenerate,
+    session_delete,
+)
 from agents.views.memory import (
     context_delete,
     context_set,
@@ -39,6 +47,7 @@ __all__ = [
     "providers",
     "restore",
     "run_cancel",
+    "run_decide",
     "run_detail",
     "run_regenerate",
     "runs_tab",

@@ -168,3 +168,23 @@ def session_delete(request: AuthedHttpRequest, agent_id: int, session_id: int) -
     session.delete()
     messages.success(request, "Conversation deleted.")
     return redirect("agents_detail", agent_id=agent.pk)
+
+
+@org_role_required(Role.MEMBER)
+@require_POST
+def run_decide(request: AuthedHttpRequest, run_id: int) -> HttpResponse:
+    """Approve or decline the tool calls a waiting run asked about (from the chat's approval notice)."""
+    run = AgentRun.objects.for_org(request.org).select_related("agent").filter(pk=run_id).first()
+    if run is None:
+        raise Http404("No such run.")
+    approved = request.POST.get("decision") == "approve"
+    try:
+        services.run_decide(run=run, approved=approved, by=request.user, note=request.POST.get("note", ""))
+    except ServiceError as exc:
+        if request.htmx:
+            return HttpResponse(f'<p class="field-error" role="alert">{exc}</p>')
+        messages.error(request, str(exc))
+    if request.htmx:
+        label = "Approved: the agent continues." if approved else "Declined: the agent continues without it."
+        return HttpResponse(f'<p class="text-sm" role="status">{label}</p>')
+    return redirect(_chat_url(run.agent, run.session_id) if run.session_id else reverse("agents_index"))

@@ -176,7 +176,12 @@ def test_http_tool_on_a_private_address_is_refused_at_save(make_agent, settings)
     from agents.config import ConfigError
 
     settings.OUTBOUND_ALLOW_HOSTS = []
-    tool = {"type": "http", "name": "peek", "description": "internal", "config": {"url": "http://10.1.2.3/admin"}}
+    tool = {
+        "type": "http",
+        "name": "peek",
+        "description": "internal",
+        "config": {"url": "http://10.1.2.3/admin"},
+    }
 
     with pytest.raises(ConfigError) as exc:
         make_agent(tools=[tool])
@@ -186,7 +191,12 @@ def test_http_tool_on_a_private_address_is_refused_at_save(make_agent, settings)
 def test_http_tool_is_checked_again_at_call_time(llm, make_agent, alice, settings):
     # Allowed when saved, forbidden by the time it runs (an operator tightened the allow-list).
     settings.OUTBOUND_ALLOW_HOSTS = ["10.0.0.0/8"]
-    tool = {"type": "http", "name": "peek", "description": "internal", "config": {"url": "http://10.1.2.3/admin"}}
+    tool = {
+        "type": "http",
+        "name": "peek",
+        "description": "internal",
+        "config": {"url": "http://10.1.2.3/admin"},
+    }
     agent = make_agent(tools=[tool])
     settings.OUTBOUND_ALLOW_HOSTS = []
 
@@ -203,8 +213,11 @@ def test_api_approval_resumes_the_waiting_run_on_the_worker(llm, make_agent, ali
     agent = make_agent(tools=[{"type": "calculator", "ask_before_run": True}])
     client = APIClient()
     client.force_authenticate(alice)
-    response = client.post(f"/api/v1/agents/{agent.pk}/run", {"input": '[[tool:calculator {"expression": "3*3"}]]'},
-                           format="json")
+    response = client.post(
+        f"/api/v1/agents/{agent.pk}/run",
+        {"input": '[[tool:calculator {"expression": "3*3"}]]'},
+        format="json",
+    )
     run_id = response.json()["run_id"]
     wait_for(lambda: AgentRun.objects.get(pk=run_id).status == AgentRun.Status.WAITING)
 
