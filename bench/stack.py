@@ -65,6 +65,7 @@ def base_env() -> dict[str, str]:
             "THROTTLE_ANON": "100000/min",
             "DB_CONN_MAX_AGE": "600",
             "PYTHONPATH": str(ROOT),
+            "ASGI_THREADS": os.environ.get("ASGI_THREADS", "64"),  # bounds web threads, hence DB connections
         }
     )
     return env
