@@ -46,6 +46,38 @@ class Command(BaseCommand):
                 user_ensure_personal_org(user=admin)
             if not org.memberships.filter(user=admin).exists():
                 org.memberships.create(user=admin, role=Role.ADMIN)
+            created_agents = self._seed_agents(org=org, by=demo)
+        if created_agents:
+            self.stdout.write(f"Seeded {created_agents} demo agents in Demo Org.")
         self.stdout.write(
             f"Demo login: {DEMO_EMAIL} / {password}   Admin (superuser, /admin/): {ADMIN_EMAIL} / {password}"
         )
+
+    def _seed_agents(self, *, org: Organization, by: User) -> int:
+        """A few hired agents from the role templates, on the default model (the offline demo model
+        when no key is configured), so a fresh `make run` has someone to chat with."""
+        from agents import services
+        from agents.models import Agent
+        from agents.runtime.providers import default_model
+        from agents.templates_catalog import ROLE_TEMPLATES
+
+        if Agent.objects.for_org(org).exists():
+            return 0
+        provider, model = default_model(org=org)
+        for template in ROLE_TEMPLATES[:3]:
+            services.agent_create(
+                org=org,
+                by=by,
+                name=template.label,
+                description=template.description,
+                avatar=template.emoji,
+                role=template.id,
+                category=template.category,
+                config={
+                    "instructions": template.instructions,
+                    "model": {"provider": provider, "name": model},
+                    "tools": [{"type": t} for t in template.tools if t in ("calculator", "datetime", "web_search")],
+                },
+                publish=True,
+            )
+        return 3
