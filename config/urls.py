@@ -1,6 +1,6 @@
 from django.conf import settings
 from django.contrib import admin
-from django.urls import include, path, register_converter
+from django.urls import URLPattern, URLResolver, include, path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts import api as accounts_api
@@ -9,7 +9,7 @@ from config.converters import PkConverter
 
 register_converter(PkConverter, "pk")
 
-api_v1 = [
+api_v1: list[URLPattern | URLResolver] = [
     path("", api.api_root, name="api-root"),
     path("health", api.api_health, name="api-health"),
     path("me", accounts_api.me, name="api-me"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from django.db.models import Q
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -59,9 +59,8 @@ def writer(request: Request) -> OrgContext:
 
 def acting_user(request: Request, ctx: OrgContext) -> User | None:
     """The person behind the request. An API key acts as its creator while they are still a member."""
-    cached = getattr(request, "_acting_user", False)
-    if cached is not False:
-        return cached  # type: ignore[no-any-return]
+    if hasattr(request, "_acting_user"):
+        return cast("User | None", request._acting_user)
     user = request.user
     result: User | None = user if getattr(user, "pk", None) else None  # type: ignore[assignment]
     if result is not None and ctx.api_key is not None and ctx.org.role_of(result) is None:

@@ -15,25 +15,23 @@ import time
 from decimal import Decimal
 from typing import Any
 
-from agno.models.message import Message as AgnoMessage
 from agno.run.agent import RunOutput
 from agno.run.team import TeamRunOutput
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import Membership
 from accounts.services import ServiceError
 from agents.config import ModelChoice
-from agents.models import AgentMemory, AgentRun, Message
+from agents.models import AgentRun, Message
 from agents.runtime import cancel
 from agents.runtime.builder import build_agent
+from agents.runtime.context import approved_output, extra_context, history_messages, still_allowed
 from agents.runtime.events import EventWriter
 from agents.runtime.guardrails import Trip, check_output
 from agents.runtime.providers import begin_tracking, close_tracked, cost_of
 from agents.runtime.tools import ToolContext
 
 logger = logging.getLogger(__name__)
-HISTORY_LIMIT = 20
 CANCEL_POLL_SECONDS = 0.1
 
 
@@ -51,60 +49,6 @@ class Paused(Exception):
     def __init__(self, output: Any):
         super().__init__("paused")
         self.output = output
-
-
-def _history(run: AgentRun) -> list[AgnoMessage]:
-    if run.session_id is None:
-        return []
-    rows = list(
-        Message.objects.filter(
-            session_id=run.session_id, role__in=[Message.Role.USER, Message.Role.ASSISTANT]
-        )
-        .exclude(run_id=run.pk, role=Message.Role.USER)
-        .order_by("-created_at", "-id")
-        .values_list("role", "content")[:HISTORY_LIMIT]
-    )
-    return [AgnoMessage(role=role, content=content) for role, content in reversed(rows) if content]
-
-
-def _extra_context(run: AgentRun, memory_enabled: bool, memory_limit: int) -> str:
-    parts = []
-    entries = list(run.agent.context_entries.values_list("key", "value"))
-    if entries:
-        parts.append("Context:\n" + "\n".join(f"- {k}: {v}" for k, v in entries))
-    if memory_enabled and run.user_id:
-        facts = list(
-            AgentMemory.objects.filter(agent_id=run.agent_id, user_id=run.user_id).values_list(
-                "content", flat=True
-            )[:memory_limit]
-        )
-        if facts:
-            parts.append("What you remember about this user:\n" + "\n".join(f"- {f}" for f in facts))
-    return "\n\n".join(parts)
-
-
-def _approved_output(state: dict[str, Any]) -> RunOutput:
-    """Rebuild the paused agno run and apply the person's decision to every waiting tool call."""
-    output = RunOutput.from_dict({k: v for k, v in state.items() if k != "decision"})
-    decision = state.get("decision") or {}
-    approved = bool(decision.get("approved"))
-    for requirement in output.active_requirements or []:
-        if approved:
-            requirement.confirm()
-        else:
-            requirement.reject(note=decision.get("note") or "The user declined this tool call.")
-    for tool in output.tools or []:
-        if tool.requires_confirmation and tool.confirmed is None:
-            tool.confirmed = approved
-            if not approved:
-                tool.confirmation_note = decision.get("note") or "The user declined this tool call."
-    return output
-
-
-def _still_allowed(run: AgentRun) -> bool:
-    if run.user_id is None:
-        return True  # API-key runs: the key was checked when the run was created
-    return Membership.objects.filter(user_id=run.user_id, organization_id=run.organization_id).exists()
 
 
 class Execution:
@@ -137,7 +81,7 @@ class Execution:
             version=run.version,
             ctx=ToolContext(run.organization_id, run.agent_id, run.pk, run.user_id),
             model_choice=choice,
-            history=_history(run),
+            history=history_messages(run),
             extra_context=self._context,
             on_trip=self.on_trip,
         )
@@ -151,7 +95,7 @@ class Execution:
         begin_tracking()
         if resume_state is not None:
             iterator: Any = config_built.runner.continue_run(  # type: ignore[union-attr, call-overload]
-                _approved_output(resume_state), stream=True, stream_events=True, yield_run_output=True
+                approved_output(resume_state), stream=True, stream_events=True, yield_run_output=True
             )
         else:
             iterator = config_built.runner.run(
@@ -280,7 +224,7 @@ class Execution:
         from agents.runtime.builder import version_config
 
         parsed = version_config(run.version)
-        self._context = _extra_context(run, parsed.memory.enabled, parsed.memory.max_items)
+        self._context = extra_context(run, parsed.memory.enabled, parsed.memory.max_items)
         choices = [parsed.model] + (
             [ModelChoice(**parsed.model.fallback.model_dump())] if parsed.model.fallback else []
         )
@@ -444,7 +388,7 @@ def execute_run(run_id: int, *, resume: bool = False) -> str:
     execution = Execution(run)
     execution.events.emit("status", {"status": "running"})
     try:
-        if not _still_allowed(run):
+        if not still_allowed(run):
             raise RunFailed("The user who started this run is no longer a member of the organization.")
         execution.execute(run.paused_state if resume else None)
         execution.finish()

@@ -1,0 +1,55 @@
+"""Agent services, keyword-only and typed, named <entity>_<action>. Callers use `from agents import services`."""
+
+from accounts.services import ServiceError  # noqa: F401  - raised by these services; callers catch it from here
+from agents.services.agents import (
+    agent_archive,
+    agent_clone,
+    agent_config_draft,
+    agent_create,
+    agent_publish,
+    agent_restore,
+    agent_rollback,
+    agent_update,
+    config_validate,
+    default_config,
+    public_url_error,
+    version_create,
+    version_diff,
+)
+from agents.services.runs import (
+    agent_award_xp,
+    context_set,
+    memory_add,
+    memory_update,
+    run_cancel,
+    run_create,
+    run_decide,
+    task_create,
+    task_finish,
+)
+
+__all__ = [
+    "ServiceError",
+    "agent_archive",
+    "agent_award_xp",
+    "agent_clone",
+    "agent_config_draft",
+    "agent_create",
+    "agent_publish",
+    "agent_restore",
+    "agent_rollback",
+    "agent_update",
+    "config_validate",
+    "context_set",
+    "default_config",
+    "memory_add",
+    "memory_update",
+    "public_url_error",
+    "run_cancel",
+    "run_create",
+    "run_decide",
+    "task_create",
+    "task_finish",
+    "version_create",
+    "version_diff",
+]
