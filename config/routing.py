@@ -4,8 +4,10 @@ from django.urls import path
 
 from agents.consumers import RunConsumer
 from community.consumers import NotificationConsumer
+from knowledge.consumers import KnowledgeProgressConsumer
 
 websocket_urlpatterns = [
     path("ws/notifications/", NotificationConsumer.as_asgi()),
     path("ws/runs/<int:run_id>/", RunConsumer.as_asgi()),
+    path("ws/knowledge/<int:kb_id>/", KnowledgeProgressConsumer.as_asgi()),
 ]

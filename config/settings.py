@@ -388,3 +388,23 @@ OUTBOUND_ALLOW_HOSTS = env_list("OUTBOUND_ALLOW_HOSTS", [])
 OUTBOUND_TIMEOUT_SECONDS = env_int("OUTBOUND_TIMEOUT_SECONDS", 10)
 OUTBOUND_MAX_RESPONSE_BYTES = env_int("OUTBOUND_MAX_RESPONSE_BYTES", 5 * 1024 * 1024)
 OUTBOUND_MAX_REDIRECTS = env_int("OUTBOUND_MAX_REDIRECTS", 5)
+
+# ------------------------------------------------------------ knowledge
+
+# Uploads are refused with 413 over either cap; the org cap sums the sizes of its stored documents.
+KNOWLEDGE_MAX_FILE_BYTES = env_int("KNOWLEDGE_MAX_FILE_BYTES", 25 * 1024 * 1024)
+KNOWLEDGE_MAX_ORG_BYTES = env_int("KNOWLEDGE_MAX_ORG_BYTES", 1024 * 1024 * 1024)
+KNOWLEDGE_MAX_PAGES = env_int("KNOWLEDGE_MAX_PAGES", 2000)
+KNOWLEDGE_MAX_SHEET_ROWS = env_int("KNOWLEDGE_MAX_SHEET_ROWS", 10_000)
+# Zip-bomb guards for Office files, checked from the archive's directory before anything is unpacked.
+KNOWLEDGE_ZIP_MAX_UNCOMPRESSED_BYTES = env_int("KNOWLEDGE_ZIP_MAX_UNCOMPRESSED_BYTES", 200 * 1024 * 1024)
+KNOWLEDGE_ZIP_MAX_RATIO = env_int("KNOWLEDGE_ZIP_MAX_RATIO", 100)
+KNOWLEDGE_ZIP_MAX_MEMBERS = env_int("KNOWLEDGE_ZIP_MAX_MEMBERS", 10_000)
+KNOWLEDGE_URL_TIMEOUT_SECONDS = env_int("KNOWLEDGE_URL_TIMEOUT_SECONDS", 30)
+# A document left PROCESSING this long without progress (a crashed worker) may be claimed again.
+KNOWLEDGE_INGEST_LEASE_SECONDS = env_int("KNOWLEDGE_INGEST_LEASE_SECONDS", 900)
+# Embeddings calls and vector search (see knowledge/embeddings.py and knowledge/search.py).
+EMBEDDING_BATCH_SIZE = env_int("EMBEDDING_BATCH_SIZE", 64)
+EMBEDDING_RETRY_BACKOFF_SECONDS = float(env_str("EMBEDDING_RETRY_BACKOFF_SECONDS", "0.5"))
+KNOWLEDGE_EXACT_SEARCH_MAX_ROWS = env_int("KNOWLEDGE_EXACT_SEARCH_MAX_ROWS", 20_000)
+KNOWLEDGE_HNSW_EF_SEARCH = env_int("KNOWLEDGE_HNSW_EF_SEARCH", 100)

@@ -27,6 +27,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("organizations/<pk:org_id>/api-keys/", accounts_api.api_key_list, name="api-keys"),
     path("organizations/<pk:org_id>/api-keys/<pk:key_id>", accounts_api.api_key_detail, name="api-key"),
     path("", include("agents.api.urls")),
+    path("", include("knowledge.urls_api")),
 ]
 
 urlpatterns = [

@@ -14,7 +14,7 @@ from agno.agent import Agent as AgnoAgent
 from agno.team import Team
 from agno.team.mode import TeamMode
 
-from agents.config import AgentConfig, ModelChoice, parse_config
+from agents.config import AgentConfig, ModelChoice, ToolSpec, parse_config
 from agents.models import Agent, AgentVersion
 from agents.output_types import resolve_schema
 from agents.runtime.guardrails import Trip, input_hook
@@ -54,6 +54,20 @@ def _response_format(schema: dict[str, Any] | None, name: str) -> dict[str, Any]
     return {"type": "json_schema", "json_schema": {"name": (name or "output")[:64], "schema": schema}}
 
 
+def tool_specs(config: AgentConfig) -> list[ToolSpec]:
+    """The config's tools, plus `knowledge_search` (with the agent's knowledge settings) for an agent
+    that has knowledge bases attached. A knowledge_search tool listed by hand gets the settings too."""
+    specs = list(config.tools)
+    if not config.knowledge.knowledge_base_ids:
+        return specs
+    settings = config.knowledge.model_dump()
+    for i, spec in enumerate(specs):
+        if spec.type == "knowledge_search":
+            specs[i] = spec.model_copy(update={"config": {**settings, **spec.config}})
+            return specs
+    return [*specs, ToolSpec(type="knowledge_search", config=settings)]
+
+
 def _instructions(config: AgentConfig, extra_context: str) -> str:
     parts = [config.instructions.strip()] if config.instructions.strip() else []
     if extra_context:
@@ -76,7 +90,7 @@ def build_agent(
     model = model_for(agent.organization_id, choice, config.model.temperature, config.model.max_tokens)
     schema = resolve_schema(config.output_type)
     pre_hooks = [input_hook(config.guardrails, on_trip or (lambda trip: None))]
-    tools: list[Any] = list(build_tools(config.tools, ctx))
+    tools: list[Any] = list(build_tools(tool_specs(config), ctx))
     common: dict[str, Any] = {
         "name": agent.name,
         "model": model,
@@ -127,7 +141,9 @@ def _members(*, agent: Agent, config: AgentConfig, ctx: ToolContext) -> list[Agn
                     agent.organization_id, sub.model, sub.model.temperature, sub.model.max_tokens
                 ),
                 instructions=sub.instructions or None,
-                tools=build_tools(sub.tools, ToolContext(ctx.org_id, specialist.pk, ctx.run_id, ctx.user_id))
+                tools=build_tools(
+                    tool_specs(sub), ToolContext(ctx.org_id, specialist.pk, ctx.run_id, ctx.user_id)
+                )
                 or None,
                 telemetry=False,
             )

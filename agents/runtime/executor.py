@@ -10,6 +10,7 @@ Steps (ARCHITECTURE "A chat message, end to end", 4 and 7):
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from decimal import Decimal
@@ -51,12 +52,36 @@ class Paused(Exception):
         self.output = output
 
 
+def citations_in(result: str) -> list[dict[str, Any]]:
+    """Sources a tool returned for the reply to cite (knowledge_search's JSON `results`)."""
+    if not result.startswith("{") or '"chunk_id"' not in result:
+        return []
+    try:
+        data = json.loads(result)
+    except ValueError:
+        return []
+    items = data.get("results") if isinstance(data, dict) else None
+    return [
+        {
+            "chunk_id": item["chunk_id"],
+            "document_id": item["document_id"],
+            "title": str(item.get("title") or ""),
+            "page": item.get("page"),
+        }
+        for item in items or []
+        if isinstance(item, dict)
+        and isinstance(item.get("chunk_id"), int)
+        and isinstance(item.get("document_id"), int)
+    ]
+
+
 class Execution:
     def __init__(self, run: AgentRun):
         self.run = run
         self.events = EventWriter(run.pk, run.last_seq)
         self.text: list[str] = []
         self.tool_calls: dict[str, dict[str, Any]] = {}
+        self.citations: dict[int, dict[str, Any]] = {}  # by chunk id, in the order first returned
         self.trace: list[dict[str, Any]] = []
         self.input_tokens = 0
         self.output_tokens = 0
@@ -182,7 +207,11 @@ class Execution:
         entry = self.tool_calls.setdefault(
             call_id, {"id": call_id, "name": tool.tool_name, "start_ms": self.ms()}
         )
-        result = str(tool.result if tool.result is not None else "")[:4000]
+        full = str(tool.result if tool.result is not None else "")
+        if not tool.tool_call_error:
+            for citation in citations_in(full):
+                self.citations.setdefault(citation["chunk_id"], citation)
+        result = full[:4000]
         entry.update(result=result, error=bool(tool.tool_call_error), end_ms=self.ms())
         kind = "handoff" if tool.tool_name.startswith("delegate_task_to_member") else "tool"
         self.trace.append(
@@ -273,8 +302,6 @@ class Execution:
                 raise RunFailed(f"Blocked by output guardrail: {blocking.message}")
         if isinstance(content, dict | list):
             output_json = content
-            import json
-
             text = json.dumps(content, ensure_ascii=False, indent=2)
         else:
             text = str(content)
@@ -296,6 +323,7 @@ class Execution:
                         {k: v for k, v in c.items() if k in ("id", "name", "args", "result", "error")}
                         for c in self.tool_calls.values()
                     ],
+                    citations=list(self.citations.values()),
                 )
             AgentRun.objects.filter(pk=run.pk).update(
                 status=status,
@@ -327,8 +355,6 @@ class Execution:
 
     def wait_for_approval(self, output: Any) -> None:
         """Park the run: its agno state goes to the database, nothing sleeps in the worker."""
-        import json
-
         state = json.loads(json.dumps(output.to_dict(), default=str))
         tools = [
             {"name": t.tool_name, "args": t.tool_args or {}}

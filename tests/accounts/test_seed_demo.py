@@ -24,7 +24,9 @@ def test_seed_demo_is_idempotent_and_gives_agents_that_answer_offline(settings, 
     assert User.objects.filter(email="admin@agentos.local", is_superuser=True).count() == 1
     from agents import services
 
-    run = services.run_create(agent=agents[0], user=User.objects.get(email="demo@agentos.local"), input="hello")
+    run = services.run_create(
+        agent=agents[0], user=User.objects.get(email="demo@agentos.local"), input="hello"
+    )
     execute_run(run.pk)
     run.refresh_from_db()
     assert run.status == AgentRun.Status.SUCCEEDED, run.error

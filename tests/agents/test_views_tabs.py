@@ -153,13 +153,13 @@ def test_tools_tab_lists_configured_tools_and_handoffs(client, alice, acme, make
     assert "Billing" in body and "money" in body
 
 
-def test_knowledge_tab_is_an_honest_placeholder(client, alice, acme, make_agent):
+def test_knowledge_tab_flags_knowledge_bases_that_no_longer_exist(client, alice, acme, make_agent):
     agent = make_agent(knowledge={"knowledge_base_ids": [4, 9]})
 
     body = _login(client, alice, acme).get(f"/agents/{agent.pk}/knowledge/").content.decode()
 
-    assert "Knowledge base #4" in body and "Knowledge base #9" in body
-    assert "arrive with the knowledge module" in body
+    assert "Knowledge base #4 no longer exists" in body and "Knowledge base #9 no longer exists" in body
+    assert "No knowledge attached" in body  # the attached list itself is in tests/knowledge/test_views.py
 
 
 def test_versions_diff_publish_and_rollback(client, alice, acme, make_agent):

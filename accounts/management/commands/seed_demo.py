@@ -76,7 +76,9 @@ class Command(BaseCommand):
                 config={
                     "instructions": template.instructions,
                     "model": {"provider": provider, "name": model},
-                    "tools": [{"type": t} for t in template.tools if t in ("calculator", "datetime", "web_search")],
+                    "tools": [
+                        {"type": t} for t in template.tools if t in ("calculator", "datetime", "web_search")
+                    ],
                 },
                 publish=True,
             )
