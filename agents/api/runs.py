@@ -7,6 +7,7 @@ through `sync_to_async`; then we `await` the worker's done signal, or stream the
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 
@@ -116,6 +117,32 @@ def _wait_seconds() -> float:
     return float(getattr(settings, "AGENT_RUN_WAIT_SECONDS", RUN_WAIT_SECONDS))
 
 
+def _finished_from_signal(run_id: int, signal: str | None) -> AgentRun | None:
+    """An unsaved AgentRun holding the final fields the worker sent with "done", if it sent them."""
+    if not signal or not signal.startswith("{"):
+        return None
+    try:
+        fields = json.loads(signal).get("run")
+    except ValueError:
+        return None
+    if not isinstance(fields, dict) or fields.get("status") not in AgentRun.FINISHED:
+        return None
+    return AgentRun(pk=run_id, **{k: fields[k] for k in RESULT_FIELDS if k in fields})
+
+
+RESULT_FIELDS = (
+    "session_id",
+    "status",
+    "output",
+    "output_json",
+    "input_tokens",
+    "output_tokens",
+    "cost",
+    "latency_ms",
+    "error",
+)
+
+
 @sync_to_async
 def _load_run(run_id: int) -> AgentRun:
     return AgentRun.objects.get(pk=run_id)
@@ -132,10 +159,14 @@ async def agent_run(request: HttpRequest, agent_id: int) -> HttpResponseBase:
         stream = sse_response(started.run_id, prelude=prelude)
         stream["X-Run-Id"] = str(started.run_id)
         return stream
+    signal = None
     try:
-        await wait_done(started.run_id, _wait_seconds())
+        signal = await wait_done(started.run_id, _wait_seconds())
     except Exception:  # Redis hiccup: the client polls instead
         logger.warning("waiting for run %s failed", started.run_id, exc_info=True)
+    finished = _finished_from_signal(started.run_id, signal)
+    if finished is not None:
+        return JsonResponse(run_result(finished))  # the worker handed over the final fields: no read-back
     run = await _load_run(started.run_id)
     if not run.is_finished:
         accepted = JsonResponse(_accepted(run.pk, run.session_id, run.status), status=202)

@@ -8,7 +8,6 @@ from typing import Any
 from agno.models.message import Message as AgnoMessage
 from agno.run.agent import RunOutput
 
-from accounts.models import Membership
 from agents.models import AgentMemory, AgentRun, Message
 
 HISTORY_LIMIT = 20
@@ -60,9 +59,3 @@ def approved_output(state: dict[str, Any]) -> RunOutput:
             if not approved:
                 tool.confirmation_note = decision.get("note") or "The user declined this tool call."
     return output
-
-
-def still_allowed(run: AgentRun) -> bool:
-    if run.user_id is None:
-        return True  # API-key runs: the key was checked when the run was created
-    return Membership.objects.filter(user_id=run.user_id, organization_id=run.organization_id).exists()

@@ -100,6 +100,7 @@ class EventWriter:
     def __init__(self, run_id: int, last_seq: int = 0):
         self.run_id = run_id
         self.seq = last_seq
+        self.result: dict[str, Any] | None = None  # the run's final fields, handed to waiters with "done"
         self._pending: list[RunEvent] = []
         self._oldest = 0.0
 
@@ -119,7 +120,7 @@ class EventWriter:
             event.save(force_insert=True)
         publish(self.run_id, event.as_dict())
         if type == "done":
-            done_signal(self.run_id, str(event.payload.get("status", "")))
+            done_signal(self.run_id, str(event.payload.get("status", "")), self.result)
         return event
 
     def flush(self) -> None:
@@ -132,12 +133,16 @@ def _done_key(run_id: int) -> str:
     return f"agentos:run:{run_id}:done"
 
 
-def done_signal(run_id: int, status: str) -> None:
-    """Wake whoever waits for this run (the non-streaming run endpoint) without polling."""
+def done_signal(run_id: int, status: str, result: dict[str, Any] | None = None) -> None:
+    """Wake whoever waits for this run (the non-streaming run endpoint) without polling. With the
+    run's final fields attached, the waiter answers without reading the row back."""
+    import json
+
     try:
         client = cache._cache.get_client(write=True)  # type: ignore[attr-defined]
         pipe = client.pipeline()
-        pipe.lpush(_done_key(run_id), status)
+        value = json.dumps({"status": status, "run": result}, default=str) if result is not None else status
+        pipe.lpush(_done_key(run_id), value)
         pipe.expire(_done_key(run_id), 300)
         pipe.execute()
     except Exception:

@@ -19,14 +19,16 @@ from typing import Any
 from agno.run.agent import RunOutput
 from agno.run.team import TeamRunOutput
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from accounts.models import Membership
 from accounts.services import ServiceError
 from agents.config import ModelChoice
 from agents.models import AgentRun, Message
 from agents.runtime import cancel
 from agents.runtime.builder import build_agent
-from agents.runtime.context import approved_output, extra_context, history_messages, still_allowed
+from agents.runtime.context import approved_output, extra_context, history_messages
 from agents.runtime.events import EventWriter
 from agents.runtime.guardrails import Trip, check_output
 from agents.runtime.providers import begin_tracking, close_tracked, cost_of
@@ -89,6 +91,7 @@ class Execution:
         self.started = time.monotonic()
         self.cancelled = False
         self.structured: Any = None
+        self.final_status = ""
         self.buffer_output = False
 
     def ms(self) -> int:
@@ -308,6 +311,7 @@ class Execution:
         if self.buffer_output and text and not self.cancelled:
             self.events.emit("delta", {"text": text})
         status = AgentRun.Status.CANCELLED if self.cancelled else AgentRun.Status.SUCCEEDED
+        self.final_status = status
         self.events.flush()
         with transaction.atomic():
             message = None
@@ -340,6 +344,17 @@ class Execution:
                 error="Cancelled by the user." if self.cancelled else "",
             )
             # Billing (#6) settles the credit reservation to the actual cost here, in this transaction.
+        self.events.result = {
+            "session_id": run.session_id,
+            "status": status,
+            "output": text,
+            "output_json": output_json,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cost": str(self.cost),
+            "latency_ms": self.ms(),
+            "error": "Cancelled by the user." if self.cancelled else "",
+        }
         # "done" goes out after the commit, so a client that reacts to it finds the final rows.
         self.events.emit(
             "done",
@@ -355,6 +370,7 @@ class Execution:
 
     def wait_for_approval(self, output: Any) -> None:
         """Park the run: its agno state goes to the database, nothing sleeps in the worker."""
+        self.final_status = AgentRun.Status.WAITING
         state = json.loads(json.dumps(output.to_dict(), default=str))
         tools = [
             {"name": t.tool_name, "args": t.tool_args or {}}
@@ -379,6 +395,7 @@ class Execution:
 
     def fail(self, reason: str) -> None:
         run = self.run
+        self.final_status = AgentRun.Status.FAILED
         self.events.flush()
         with transaction.atomic():
             AgentRun.objects.filter(pk=run.pk).update(
@@ -410,11 +427,19 @@ def execute_run(run_id: int, *, resume: bool = False) -> str:
         )
     if not claimed:
         return "skipped"  # gone, cancelled, undecided, or another worker has it
-    run = AgentRun.objects.select_related("agent", "version").get(pk=run_id)
+    # One query for the run and the permission re-check (is its user still a member of the org?).
+    member = Membership.objects.filter(
+        user_id=OuterRef("user_id"), organization_id=OuterRef("organization_id")
+    )
+    run = (
+        AgentRun.objects.select_related("agent", "version")
+        .annotate(still_member=Exists(member))
+        .get(pk=run_id)
+    )
     execution = Execution(run)
     execution.events.emit("status", {"status": "running"})
     try:
-        if not still_allowed(run):
+        if run.user_id is not None and not run.still_member:
             raise RunFailed("The user who started this run is no longer a member of the organization.")
         execution.execute(run.paused_state if resume else None)
         execution.finish()
@@ -428,7 +453,7 @@ def execute_run(run_id: int, *, resume: bool = False) -> str:
     finally:
         cancel.clear(run_id)
         close_tracked()
-    status = AgentRun.objects.filter(pk=run_id).values_list("status", flat=True).first() or ""
+    status = execution.final_status
     if run.source == AgentRun.Source.TASK:
         from agents.services import task_finish
 
