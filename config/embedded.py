@@ -78,14 +78,18 @@ def ensure_postgres() -> None:
 
 
 MAX_CONNECTIONS = 400
+SHARED_BUFFERS = os.environ.get("EMBEDDED_PG_SHARED_BUFFERS", "1GB")
 
 
 def _tune_postgres() -> None:
-    """Room for a thread-pooled run worker plus daphne (the default 100 connections is too few)."""
-    current = _psql("postgres", "SHOW max_connections;")
-    if str(MAX_CONNECTIONS) in current:
+    """Room for a thread-pooled run worker plus daphne (the default 100 connections is too few), and
+    shared buffers big enough to keep a vector index hot (the default 128MB is not)."""
+    connections = _psql("postgres", "SHOW max_connections;")
+    buffers = _psql("postgres", "SHOW shared_buffers;")
+    if str(MAX_CONNECTIONS) in connections and SHARED_BUFFERS in buffers:
         return
     _psql("postgres", f"ALTER SYSTEM SET max_connections = {MAX_CONNECTIONS};")
+    _psql("postgres", f"ALTER SYSTEM SET shared_buffers = '{SHARED_BUFFERS}';")
     _pg_ctl("-w", "-m", "fast", "-l", str(PG_DIR / "log"), "restart")
 
 
