@@ -163,7 +163,10 @@ async def wait_done(run_id: int, timeout: float) -> str | None:
     loop = asyncio.get_running_loop()
     client = _async_redis.get(loop)
     if client is None:
-        client = _async_redis[loop] = aioredis.Redis.from_url(settings.REDIS_URL)
+        # One blocking BRPOPLPUSH per waiting request: the pool must hold as many connections as waiters.
+        client = _async_redis[loop] = aioredis.Redis.from_url(
+            settings.REDIS_URL, max_connections=10_000, socket_timeout=None, socket_connect_timeout=5
+        )
     result = await client.brpoplpush(_done_key(run_id), _done_key(run_id), timeout=max(0.01, timeout))
     return result.decode() if isinstance(result, bytes) else result
 
