@@ -28,6 +28,7 @@ from agents.config import ModelChoice
 from agents.models import AgentRun, Message
 from agents.runtime import cancel
 from agents.runtime.builder import build_agent
+from agents.runtime.citations import citations_in
 from agents.runtime.context import approved_output, extra_context, history_messages
 from agents.runtime.events import EventWriter
 from agents.runtime.guardrails import Trip, check_output
@@ -52,29 +53,6 @@ class Paused(Exception):
     def __init__(self, output: Any):
         super().__init__("paused")
         self.output = output
-
-
-def citations_in(result: str) -> list[dict[str, Any]]:
-    """Sources a tool returned for the reply to cite (knowledge_search's JSON `results`)."""
-    if not result.startswith("{") or '"chunk_id"' not in result:
-        return []
-    try:
-        data = json.loads(result)
-    except ValueError:
-        return []
-    items = data.get("results") if isinstance(data, dict) else None
-    return [
-        {
-            "chunk_id": item["chunk_id"],
-            "document_id": item["document_id"],
-            "title": str(item.get("title") or ""),
-            "page": item.get("page"),
-        }
-        for item in items or []
-        if isinstance(item, dict)
-        and isinstance(item.get("chunk_id"), int)
-        and isinstance(item.get("document_id"), int)
-    ]
 
 
 class Execution:
@@ -252,7 +230,6 @@ class Execution:
     # ------------------------------------------------------------------ run
     def execute(self, resume_state: dict[str, Any] | None = None) -> None:
         run = self.run
-        config = run.version.config
         from agents.runtime.builder import version_config
 
         parsed = version_config(run.version)
@@ -289,7 +266,6 @@ class Execution:
         else:
             label = "The model failed" if len(errors) == 1 else "The model and its fallback both failed"
             raise RunFailed(f"{label}: " + " | ".join(errors))
-        del config
 
     def finish(self) -> None:
         run = self.run

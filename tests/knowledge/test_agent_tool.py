@@ -12,7 +12,8 @@ from agents import services
 from agents.config import KnowledgeSettings
 from agents.models import Message
 from agents.runtime.builder import build_agent
-from agents.runtime.executor import citations_in, execute_run
+from agents.runtime.citations import citations_in
+from agents.runtime.executor import execute_run
 from agents.runtime.tools import ToolContext
 from knowledge import ingest
 from knowledge.chunking import count_tokens
