@@ -183,6 +183,10 @@ CELERY_TASK_ROUTES = {
     "knowledge.tasks.*": {"queue": "ingest"},
 }
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULE = {
+    # Expired step leases (crashed workers), due delays, approval timeouts, lost step messages.
+    "workflows-sweep": {"task": "workflows.tasks.sweep", "schedule": env_int("WORKFLOW_SWEEP_SECONDS", 10)},
+}
 CELERY_TIMEZONE = "UTC"
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 

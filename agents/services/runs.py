@@ -28,8 +28,10 @@ def run_create(
     session: ChatSession | None = None,
     new_session: bool = True,
     source: str = AgentRun.Source.CHAT,
+    enqueue: bool = True,
 ) -> AgentRun:
-    """Record the user's message and a queued run in one transaction, then queue it on commit."""
+    """Record the user's message and a queued run in one transaction, then queue it on commit.
+    `enqueue=False` is for a caller that executes the run itself (a workflow step on its worker)."""
     if agent.is_archived:
         raise ServiceError(
             "This agent is archived; restore it before running it.", code="agent_archived", status=409
@@ -72,7 +74,8 @@ def run_create(
         # Activity is shown to the minute: skip the write when it is that fresh already.
         if agent.last_activity_at is None or (now - agent.last_activity_at).total_seconds() > 60:
             Agent.objects.filter(pk=agent.pk).update(last_activity_at=now)
-        transaction.on_commit(lambda: execute_run.delay(run.pk))
+        if enqueue:
+            transaction.on_commit(lambda: execute_run.delay(run.pk))
     return run
 
 
