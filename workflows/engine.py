@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ from workflows.models import Approval, StepRun, WorkflowRun, WorkflowVersion
 
 logger = logging.getLogger(__name__)
 
-LEASE_GRACE_SECONDS = 30
+LEASE_GRACE_SECONDS = int(os.environ.get("WORKFLOW_LEASE_GRACE_SECONDS", "30"))
 DEFAULT_TIMEOUTS = {
     "agent": 600,
     "team": 1200,
@@ -731,11 +732,10 @@ def _wait(step: StepRun, ctx: StepContext, result: Result) -> tuple[str, list[in
     return "waiting", []
 
 
-def wake(step_id: int) -> list[int]:
+def wake(step_id: int, now: datetime | None = None) -> list[int]:
     """A waiting step whose time has come: a delay ends, an approval times out."""
-    step = StepRun.objects.filter(
-        pk=step_id, status=StepRun.Status.WAITING, wake_at__lte=timezone.now()
-    ).first()
+    now = now or timezone.now()
+    step = StepRun.objects.filter(pk=step_id, status=StepRun.Status.WAITING, wake_at__lte=now).first()
     if step is None:
         return []
     run = WorkflowRun.objects.only("version_id").get(pk=step.run_id)
@@ -817,6 +817,22 @@ def cancel_run(run_id: int, reason: str = "Cancelled") -> bool:
 # ------------------------------------------------------------------- sweep
 
 
+def _close_orphaned_agent_run(step: StepRun) -> None:
+    """The dead attempt's agent run would stay `running` forever: mark it failed with the reason."""
+    agent_run_id = (step.state or {}).get("agent_run")
+    if not agent_run_id:
+        return
+    from agents.models import AgentRun
+
+    AgentRun.objects.filter(
+        pk=agent_run_id, status__in=[AgentRun.Status.QUEUED, AgentRun.Status.RUNNING]
+    ).update(
+        status=AgentRun.Status.FAILED,
+        error="The workflow worker running this agent stopped (its lease expired).",
+        finished_at=timezone.now(),
+    )
+
+
 def sweep(now: datetime | None = None) -> dict[str, int]:
     """The beat task: re-queue or fail steps whose lease ran out (a crashed worker, a hung node), wake
     due delays and approval timeouts, and re-send pending steps whose message was lost."""
@@ -832,6 +848,7 @@ def sweep(now: datetime | None = None) -> dict[str, int]:
             f"The step did not finish within its lease ({timeout_of(node)} s timeout): "
             "the worker crashed or the node hung."
         )
+        _close_orphaned_agent_run(step)
         if step.attempt < max_attempts:
             if StepRun.objects.filter(pk=step.pk, status=StepRun.Status.RUNNING, attempt=step.attempt).update(
                 status=StepRun.Status.PENDING,
@@ -857,7 +874,7 @@ def sweep(now: datetime | None = None) -> dict[str, int]:
     for step_id in StepRun.objects.filter(status=StepRun.Status.WAITING, wake_at__lte=now).values_list(
         "pk", flat=True
     )[:500]:
-        for sid in wake(step_id):
+        for sid in wake(step_id, now):
             dispatch(sid)
         counts["woken"] += 1
     stale = now - timedelta(seconds=60)

@@ -11,8 +11,11 @@ from workflows.models import WorkflowRun
 
 
 def node(id, type, **config):
-    """A graph node; `retry`, `timeout_seconds` and `name` are node fields, the rest is config."""
-    extra = {k: config.pop(k) for k in ("retry", "timeout_seconds", "name") if k in config}
+    """A graph node; `retry`, `name` and `node_timeout` (the node's `timeout_seconds`) are node
+    fields, the rest is config."""
+    extra = {k: config.pop(k) for k in ("retry", "name") if k in config}
+    if "node_timeout" in config:
+        extra["timeout_seconds"] = config.pop("node_timeout")
     return {"id": id, "type": type, "config": config, "position": {"x": 0, "y": 0}, **extra}
 
 
