@@ -32,6 +32,11 @@ def run_group(run_id: int) -> str:
     return f"workflow_run.{run_id}"
 
 
+def publish(run_id: int, event: dict[str, Any]) -> None:
+    """Send an event already written to the table (the engine writes some in bulk)."""
+    _get_publisher().send(run_group(run_id), {"type": "workflow.event", "event": event})
+
+
 def emit(
     run_id: int,
     type: str,
