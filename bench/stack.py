@@ -68,7 +68,18 @@ def base_env() -> dict[str, str]:
             "ASGI_THREADS": os.environ.get("ASGI_THREADS", "64"),  # bounds web threads, hence DB connections
         }
     )
+    # Encrypted fields need a key with DEBUG off: a fresh one per process tree, never stored.
+    env.setdefault("FERNET_KEYS", _bench_fernet_key())
     return env
+
+
+def _bench_fernet_key() -> str:
+    key = os.environ.get("AGENTOS_BENCH_FERNET_KEY")
+    if not key:
+        from cryptography.fernet import Fernet
+
+        key = os.environ["AGENTOS_BENCH_FERNET_KEY"] = Fernet.generate_key().decode()
+    return key
 
 
 def _wait_http(url: str, timeout: float = 30) -> None:

@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from accounts import api as accounts_api
 from config import api
 from config.converters import PkConverter
+from workflows import webhooks as workflow_webhooks
 
 register_converter(PkConverter, "pk")
 
@@ -28,6 +29,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("organizations/<pk:org_id>/api-keys/<pk:key_id>", accounts_api.api_key_detail, name="api-key"),
     path("", include("agents.api.urls")),
     path("", include("knowledge.urls_api")),
+    path("", include("workflows.urls_api")),
 ]
 
 urlpatterns = [
@@ -37,6 +39,7 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("hooks/workflows/<str:token>", workflow_webhooks.workflow_webhook, name="workflow-webhook"),
     path("healthz", api.healthz, name="healthz"),
     path("readyz", api.readyz, name="readyz"),
     path("agents/", include("agents.urls")),

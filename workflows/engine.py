@@ -570,7 +570,12 @@ def _run_chain(first: StepRun, first_result: Result | None) -> tuple[str, list[i
             _finish(run, WorkflowRun.Status.FAILED, limit_error)
         elif failing is None and not finishing:
             _settle(run, graph, known_output=end_output)
-        _dispatch_on_commit([r.pk for r in queued])
+        if len(queued) == 1 and not follow and not extra_pure:
+            # One next step and this worker is free: run it here rather than through the broker
+            # (it is claimed the same way; if this worker dies, its lease expires and it is re-queued).
+            follow.append(queued[0].pk)
+        else:
+            _dispatch_on_commit([r.pk for r in queued])
         follow.extend(r.pk for r in extra_pure)
     if failing is not None:
         bad, message, retryable, logs = failing

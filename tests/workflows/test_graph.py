@@ -24,13 +24,19 @@ def test_valid_graph_passes():
 
 
 def test_unreachable_node_is_reported_on_that_node():
-    errors = errors_of([node("t", "trigger", kind="manual"), node("o", "end"), node("lost", "end")], chain("t", "o"))
+    errors = errors_of(
+        [node("t", "trigger", kind="manual"), node("o", "end"), node("lost", "end")], chain("t", "o")
+    )
     assert list(errors) == ["lost"]
     assert "not reachable" in errors["lost"][0]
 
 
 def test_cycle_without_loop_node_is_rejected_but_loop_cycle_is_fine():
-    nodes = [node("t", "trigger", kind="manual"), node("a", "transform", mapping={}), node("b", "transform", mapping={})]
+    nodes = [
+        node("t", "trigger", kind="manual"),
+        node("a", "transform", mapping={}),
+        node("b", "transform", mapping={}),
+    ]
     # mapping {} counts as missing config too; give them something
     nodes[1]["config"]["mapping"] = {"x": "1"}
     nodes[2]["config"]["mapping"] = {"x": "2"}
@@ -38,13 +44,20 @@ def test_cycle_without_loop_node_is_rejected_but_loop_cycle_is_fine():
     assert "cycle" in errors["a"][0] and "cycle" in errors["b"][0]
     loop = node("l", "loop", mode="while", condition="index < 2", max_iterations=3)
     validate_graph(
-        {"nodes": [*nodes, loop], "edges": [edge("t", "l"), edge("l", "a", "body"), edge("a", "b"), edge("b", "l")]}
+        {
+            "nodes": [*nodes, loop],
+            "edges": [edge("t", "l"), edge("l", "a", "body"), edge("a", "b"), edge("b", "l")],
+        }
     )
 
 
 def test_loop_without_maximum_is_rejected():
     errors = errors_of(
-        [node("t", "trigger", kind="manual"), node("l", "loop", mode="foreach", items="{{ input.xs }}"), node("b", "end")],
+        [
+            node("t", "trigger", kind="manual"),
+            node("l", "loop", mode="foreach", items="{{ input.xs }}"),
+            node("b", "end"),
+        ],
         [edge("t", "l"), edge("l", "b", "body")],
     )
     assert any("maximum number of iterations" in m for m in errors["l"])
@@ -84,16 +97,25 @@ def test_references_must_be_in_the_same_org(acme, charlie_org, charlie):
     from agents import services as agent_services
 
     other = agent_services.agent_create(
-        org=charlie_org, by=charlie, name="Theirs", config={"instructions": "x", "model": {"provider": "demo", "name": "demo-echo"}}
+        org=charlie_org,
+        by=charlie,
+        name="Theirs",
+        config={"instructions": "x", "model": {"provider": "demo", "name": "demo-echo"}},
     )
     errors = errors_of(
-        [node("t", "trigger", kind="manual"), node("a", "agent", agent_id=other.pk)], chain("t", "a"), org=acme
+        [node("t", "trigger", kind="manual"), node("a", "agent", agent_id=other.pk)],
+        chain("t", "a"),
+        org=acme,
     )
     assert "does not exist in this organization" in errors["a"][0]
 
 
 def test_expressions_evaluate_safely():
-    scope = {"input": {"n": 3, "tags": ["a", "b"], "text": "Hello"}, "nodes": {"x": {"output": "PASS!"}}, "vars": {}}
+    scope = {
+        "input": {"n": 3, "tags": ["a", "b"], "text": "Hello"},
+        "nodes": {"x": {"output": "PASS!"}},
+        "vars": {},
+    }
     assert evaluate("input.n > 2 and 'a' in input.tags", scope) is True
     assert evaluate('contains(nodes.x.output, "pass")', scope) is True
     assert evaluate("len(input.tags) * 2", scope) == 4
