@@ -329,7 +329,7 @@ def _run_one(step_id: int) -> tuple[str, list[int]]:
         step_id=step.pk,
         node_id=step.node_id,
     )
-    context = WorkflowRun.objects.values_list("context", flat=True).get(pk=run.pk)
+    context = run.context or {}  # read with the claim, a moment ago
     ctx = StepContext(
         step=step,
         run=run,
@@ -568,7 +568,8 @@ def _run_chain(first: StepRun, first_result: Result | None) -> tuple[str, list[i
             events.publish(run.pk, event.as_dict())
         if limit_error:
             _finish(run, WorkflowRun.Status.FAILED, limit_error)
-        elif failing is None and not finishing:
+        elif failing is None and not finishing and not (queued or extra_pure or follow):
+            # (With a next step created the run is plainly still running: nothing to settle.)
             _settle(run, graph, known_output=end_output)
         if len(queued) == 1 and not follow and not extra_pure:
             # One next step and this worker is free: run it here rather than through the broker
