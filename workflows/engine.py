@@ -230,20 +230,18 @@ def _scope(run: WorkflowRun, context: dict[str, Any], step: StepRun, graph: Grap
     }
 
 
-_enclosing_cache: dict[tuple[int, str], str | None] = {}
-
-
 def _enclosing_loop(graph: Graph, node_id: str) -> str | None:
-    key = (id(graph), node_id)
-    if key not in _enclosing_cache:
+    """The innermost loop whose body holds the node (cached on the graph, which never changes)."""
+    cache: dict[str, str | None] = graph.__dict__.setdefault("_enclosing", {})
+    if node_id not in cache:
         best: tuple[int, str] | None = None
         for nid, node in graph.nodes.items():
             if node["type"] == "loop":
                 body = graph.loop_body(nid)
                 if node_id in body and (best is None or len(body) < best[0]):
                     best = (len(body), nid)
-        _enclosing_cache[key] = best[1] if best else None
-    return _enclosing_cache[key]
+        cache[node_id] = best[1] if best else None
+    return cache[node_id]
 
 
 def execute_step(step_id: int) -> str:
