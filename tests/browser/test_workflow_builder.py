@@ -1,0 +1,178 @@
+"""Build a three-step workflow on the Drawflow canvas (trigger -> transform -> end) from the palette,
+connect the steps by dragging from outputs to inputs, see an unconnected step marked in red on save,
+then test-run it and watch every step light up green over the websocket with the output shown.
+daphne serves the app (live_server is WSGI only, without websockets); a real Celery worker runs it."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from accounts.services import organization_create
+from tests.conftest import PASSWORD
+from tests.factories import UserFactory
+from workflows.models import Workflow, WorkflowRun
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def asgi_server(transactional_db):
+    db = settings.DATABASES["default"]
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgresql://{db['USER'] or 'postgres'}@/{db['NAME']}?host={db['HOST']}",
+        "REDIS_URL": settings.REDIS_URL,
+        "TESTING": "true",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "AGNO_TELEMETRY": "false",
+    }
+    port = _free_port()
+    proc = subprocess.Popen(  # noqa: S603 - our own interpreter and fixed arguments
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"daphne exited: {proc.stderr.read().decode()[-2000:] if proc.stderr else ''}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("daphne did not start")
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def _center(locator):
+    box = locator.bounding_box()
+    assert box, "the element is not on screen"
+    return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+
+
+def _connect(page, source: str, target: str, port: str = "out"):
+    """Drag from a node's output port to another node's input, like a person with a mouse."""
+    out = page.locator(f'[data-testid="node-{source}"] .output[data-port="{port}"]')
+    into = page.locator(f'[data-testid="node-{target}"] .input')
+    page.locator("#wf-canvas").scroll_into_view_if_needed()
+    x1, y1 = _center(out)
+    x2, y2 = _center(into)
+    page.mouse.move(x1, y1)
+    page.mouse.down()
+    page.mouse.move((x1 + x2) / 2, (y1 + y2) / 2 + 20, steps=5)
+    page.mouse.move(x2, y2, steps=5)
+    page.mouse.up()
+
+
+def test_build_three_steps_on_the_canvas_and_watch_a_test_run_succeed(
+    asgi_server, celery_worker, page, artifacts
+):
+    organization_create(name="Pat Labs", owner=UserFactory(email="pat@example.com", name="Pat"))
+
+    page.goto(asgi_server + "/accounts/login/")
+    page.fill("input[name=login]", "pat@example.com")
+    page.fill("input[name=password]", PASSWORD)
+    page.get_by_role("button", name="Sign In").click()
+    page.wait_for_url("**/dashboard/")
+
+    # Create a workflow from the list page; it opens in the builder.
+    page.goto(asgi_server + "/workflows/")
+    page.get_by_role("link", name="New workflow").click()
+    page.fill("#id_name", "Greeter")
+    page.get_by_role("button", name="Create and open the builder").click()
+    page.wait_for_url("**/builder/")
+    workflow = Workflow.objects.get(name="Greeter")
+    page.wait_for_selector('[data-testid="node-start"]')  # the starter graph is drawn
+
+    # Start from an empty canvas and build trigger -> transform -> end from the palette.
+    page.get_by_role("button", name="Clear").click()
+    assert page.locator(".drawflow-node").count() == 0
+    canvas = page.locator("#wf-canvas")
+    for kind, x in (("trigger", 60), ("transform", 330), ("end", 600)):
+        page.drag_and_drop(
+            f'[data-testid="palette-{kind}"]', "#wf-canvas", target_position={"x": x, "y": 140}
+        )
+        page.wait_for_selector(f'[data-testid="node-{kind}"]')
+        page.wait_for_selector(f'[data-node-panel][data-node-id="{kind}"]')  # its settings open beside
+    assert canvas.locator(".drawflow-node").count() == 3
+    assert page.locator('[data-testid="node-transform"] .output').count() == 2  # out and error
+
+    # Configure the transform in its side panel.
+    page.locator('[data-testid="node-transform"] .wf-node-name').click()
+    page.wait_for_selector('[data-node-panel][data-node-id="transform"]')
+    page.fill("#wfn-mapping", "greeting: Hello {{ input.text }}")
+    page.get_by_role("button", name="Apply").click()
+    page.wait_for_selector('[data-testid="node-applied"]')
+
+    # Saving now fails: nothing is connected, and the canvas marks the stranded steps in red.
+    page.get_by_role("button", name="Save", exact=True).click()
+    page.wait_for_selector('[data-testid="node-transform"].wf-node-error')
+    assert (
+        "not reachable from a trigger"
+        in page.locator('[data-testid="node-transform"] .wf-node-errors').inner_text()
+    )
+    assert "wf-node-error" not in (page.locator('[data-testid="node-trigger"]').get_attribute("class") or "")
+    assert workflow.versions.count() == 1
+
+    # Connect by dragging output -> input.
+    _connect(page, "trigger", "transform")
+    _connect(page, "transform", "end")
+    assert page.locator(".drawflow .connection").count() == 2
+
+    page.get_by_role("button", name="Save", exact=True).click()
+    page.wait_for_selector("#wf-alerts .alert-success")
+    version = workflow.latest_version()
+    assert version.number == 2
+    assert sorted((e["source"], e["target"], e["port"]) for e in version.graph["edges"]) == [
+        ("transform", "end", "out"),
+        ("trigger", "transform", "out"),
+    ]
+    nodes = {n["id"]: n for n in version.graph["nodes"]}
+    assert nodes["transform"]["config"] == {"mapping": {"greeting": "Hello {{ input.text }}"}}
+    assert nodes["transform"]["position"]["x"] > nodes["trigger"]["position"]["x"]
+    assert page.locator(".wf-node-error").count() == 0
+
+    # Test run: the steps light up as the worker runs them, then the output shows.
+    page.fill("#wf-test-input", "Ada")
+    page.get_by_role("button", name="▶ Test run").click()
+    for step in ("trigger", "transform", "end"):
+        page.wait_for_selector(f'[data-testid="node-{step}"].wf-st-succeeded', timeout=30_000)
+    page.wait_for_selector('#wf-run-status[data-status="succeeded"]')
+    assert "Hello Ada" in page.locator('[data-testid="run-output"]').inner_text()
+
+    run = WorkflowRun.objects.get(workflow=workflow)
+    assert (run.source, run.status, run.version.number) == ("test", "succeeded", 2)
+    assert run.output == {"greeting": "Hello Ada"}
+    page.screenshot(path=str(artifacts / "workflow_builder.png"), full_page=True)
+
+    # The run's page shows the timeline of the three steps.
+    page.locator("#wf-run-link").click()
+    page.wait_for_url(f"**/workflows/runs/{run.pk}/")
+    steps = page.locator('[data-testid="run-step"]')
+    assert steps.count() == 3
+    assert [steps.nth(i).get_attribute("data-status") for i in range(3)] == ["succeeded"] * 3
