@@ -220,7 +220,7 @@ def _plan_vector_search(
             return None  # filters can only shrink it
         if filtered or rows <= cap * 2:
             cursor.execute(
-                f"SELECT count(*) FROM (SELECT 1 FROM knowledge_chunk c WHERE {where} LIMIT %s) s",  # noqa: S608
+                f"SELECT count(*) FROM (SELECT 1 FROM knowledge_chunk c WHERE {where} LIMIT %s) s",  # noqa: S608  # nosec B608 - fixed columns; values are parameters
                 [*params, cap + 1],
             )
             matching = cursor.fetchone()[0]
@@ -247,7 +247,7 @@ def _plan_rows(plan: Any) -> float:
 def _exact(literal: str, where: str, params: list[Any], limit: int) -> list[tuple[int, float]]:
     # `embedding <=> q` on the bare column: no index is built on it, so this is a true scan + sort.
     sql = (
-        f"SELECT c.id, c.embedding <=> %s::vector AS distance FROM knowledge_chunk c "  # noqa: S608
+        f"SELECT c.id, c.embedding <=> %s::vector AS distance FROM knowledge_chunk c "  # noqa: S608  # nosec B608 - fixed columns; values are parameters
         f"WHERE {where} ORDER BY distance, c.id LIMIT %s"
     )
     with connection.cursor() as cursor:
@@ -260,7 +260,7 @@ def _hnsw(
 ) -> list[tuple[int, float]]:
     # The ORDER BY must be the partial index's expression exactly for the planner to use it.
     sql = (
-        f"SELECT c.id, c.embedding::vector({dim:d}) <=> %s::vector({dim:d}) AS distance "  # noqa: S608
+        f"SELECT c.id, c.embedding::vector({dim:d}) <=> %s::vector({dim:d}) AS distance "  # noqa: S608  # nosec B608 - fixed columns; values are parameters
         f"FROM knowledge_chunk c WHERE {where} ORDER BY distance LIMIT %s"
     )
     with transaction.atomic(), connection.cursor() as cursor:
@@ -274,7 +274,7 @@ def _hnsw(
 
 def _keyword_candidates(query: str, scope: _Scope, limit: int) -> list[tuple[int, float]]:
     sql = (
-        "SELECT c.id, ts_rank_cd(c.search_vector, q) AS rank "  # noqa: S608
+        "SELECT c.id, ts_rank_cd(c.search_vector, q) AS rank "  # noqa: S608  # nosec B608 - fixed columns; values are parameters
         "FROM knowledge_chunk c, websearch_to_tsquery('english', %s) q "
         f"WHERE {scope.where} AND c.search_vector @@ q ORDER BY rank DESC, c.id LIMIT %s"
     )

@@ -955,7 +955,8 @@ def fail_step(
 
 def _wait(step: StepRun, ctx: StepContext, result: Result) -> tuple[str, list[int]]:
     wait = result.wait
-    assert wait is not None
+    if wait is None:  # pragma: no cover - callers pass a result that waits
+        raise ValueError("not a waiting result")
     with transaction.atomic():
         run = WorkflowRun.objects.select_for_update().get(pk=step.run_id)
         updated = StepRun.objects.filter(
