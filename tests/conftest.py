@@ -47,16 +47,29 @@ def charlie(db):
     return UserFactory(email="charlie@example.com", name="Charlie")
 
 
-@pytest.fixture
-def acme(alice, bob):
-    org = organization_create(name="Acme", owner=alice)
-    MembershipFactory(organization=org, user=bob, role=Role.MEMBER)
+def fund(org, credits=1000, plan="enterprise"):
+    """Put an org on a plan without limits and give it credits, so tests that are not about billing
+    are not stopped by it. Billing tests use fresh orgs on the Free plan instead."""
+    from billing.ledger import account_for, post
+    from billing.models import BillingAccount, Plan
+
+    account_for(org)
+    BillingAccount.objects.filter(organization=org).update(plan=Plan.objects.get(slug=plan))
+    if credits:
+        post(org=org, type="grant", amount=credits, key="test-funds", description="Test credits")
     return org
 
 
 @pytest.fixture
+def acme(alice, bob):
+    org = organization_create(name="Acme", owner=alice)
+    MembershipFactory(organization=org, user=bob, role=Role.MEMBER)
+    return fund(org)
+
+
+@pytest.fixture
 def charlie_org(charlie):
-    return organization_create(name="Charlie Co", owner=charlie)
+    return fund(organization_create(name="Charlie Co", owner=charlie))
 
 
 @pytest.fixture

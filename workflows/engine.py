@@ -59,6 +59,10 @@ class NodeError(Exception):
         self.logs = logs or []
 
 
+class CreditsPaused(Exception):
+    """The organization ran out of credits: the step waits (the run pauses) until a top-up."""
+
+
 @dataclass
 class Wait:
     """The step waits: until `wake_at` (delay, approval timeout) and/or for an outside event."""
@@ -320,6 +324,11 @@ def _run_one(step_id: int) -> tuple[str, list[int]]:
         run.status = WorkflowRun.Status.RUNNING
         run.started_at = step.started_at
         events.emit(run.pk, "run", {"status": "running"})
+    elif run.status == WorkflowRun.Status.WAITING and WorkflowRun.objects.filter(
+        pk=run.pk, status=WorkflowRun.Status.WAITING
+    ).update(status=WorkflowRun.Status.RUNNING):
+        run.status = WorkflowRun.Status.RUNNING  # resumed (credits added, a retry after a pause)
+        events.emit(run.pk, "run", {"status": "running"})
     events.emit(
         run.pk,
         "step_started",
@@ -343,6 +352,11 @@ def _run_one(step_id: int) -> tuple[str, list[int]]:
         if problem:
             raise NodeError(problem, retryable=False)
         result = EXECUTORS[node["type"]](ctx)
+    except CreditsPaused as exc:
+        ctx.log(f"paused: {exc}")
+        return _wait(
+            step, ctx, Result(wait=Wait(state={"paused_for": "credits", "reason": str(exc)}), logs=ctx.logs)
+        )
     except Exception as exc:
         message, retryable, logs = _error_of(exc, node)
         return _failed(step, ctx, message, retryable=retryable, logs=logs)
@@ -1016,6 +1030,31 @@ def wake(step_id: int, now: datetime | None = None) -> list[int]:
     return complete_step(step.pk, None, result, from_status=StepRun.Status.WAITING)
 
 
+def resume_credit_paused(org_id: int) -> int:
+    """Credits arrived: steps that paused for lack of them go back in the queue (their runs resume)."""
+    ids = list(
+        StepRun.objects.filter(
+            run__organization_id=org_id,
+            run__status__in=WorkflowRun.ACTIVE,
+            status=StepRun.Status.WAITING,
+            state__paused_for="credits",
+        ).values_list("pk", flat=True)
+    )
+    resumed = []
+    for step_id in ids:
+        if StepRun.objects.filter(pk=step_id, status=StepRun.Status.WAITING).update(
+            status=StepRun.Status.PENDING, state={}, wake_at=None
+        ):
+            resumed.append(step_id)
+            step = StepRun.objects.only("run_id", "node_id").get(pk=step_id)
+            events.emit(
+                step.run_id, "step_retry", {"reason": "credits added"}, step_id=step_id, node_id=step.node_id
+            )
+    for step_id in resumed:
+        dispatch(step_id)
+    return len(resumed)
+
+
 def resume_approval(approval_id: int) -> None:
     """An approval was decided (the service stored it once): finish its step down that branch."""
     approval = Approval.objects.select_related("decided_by").get(pk=approval_id)
@@ -1082,13 +1121,21 @@ def _close_orphaned_agent_run(step: StepRun) -> None:
         return
     from agents.models import AgentRun
 
-    AgentRun.objects.filter(
+    closed = AgentRun.objects.filter(
         pk=agent_run_id, status__in=[AgentRun.Status.QUEUED, AgentRun.Status.RUNNING]
     ).update(
         status=AgentRun.Status.FAILED,
         error="The workflow worker running this agent stopped (its lease expired).",
         finished_at=timezone.now(),
     )
+    if closed:
+        from billing.ledger import release
+
+        release(
+            org=step.run.organization_id,
+            reservation_key=f"run:{agent_run_id}:reserve",
+            description=f"Run {agent_run_id} lost with its worker",
+        )
 
 
 def sweep(now: datetime | None = None) -> dict[str, int]:

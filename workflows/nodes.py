@@ -13,7 +13,7 @@ from typing import Any
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from workflows.engine import NodeError, Result, StepContext, Wait
+from workflows.engine import CreditsPaused, NodeError, Result, StepContext, Wait
 from workflows.expressions import evaluate, render, render_text
 
 logger = logging.getLogger(__name__)
@@ -220,6 +220,8 @@ def run_agent(ctx: StepContext, agent_id: int, text: str) -> dict[str, Any]:
             enqueue=False,
         )
     except ServiceError as exc:
+        if exc.code == "insufficient_credits":
+            raise CreditsPaused(str(exc)) from None
         raise NodeError(f"{agent.name}: {exc}", retryable=False) from None
     from workflows.models import StepRun
 

@@ -34,6 +34,7 @@ from agents.runtime.events import EventWriter
 from agents.runtime.guardrails import Trip, check_output
 from agents.runtime.providers import begin_tracking, close_tracked, cost_of
 from agents.runtime.tools import ToolContext
+from billing.pricing import token_cost, tool_cost
 
 logger = logging.getLogger(__name__)
 CANCEL_POLL_SECONDS = 0.1
@@ -66,6 +67,7 @@ class Execution:
         self.input_tokens = 0
         self.output_tokens = 0
         self.cost = Decimal(0)
+        self.credits = Decimal(0)  # what billing charges: tokens by model, plus paid tools
         self.started = time.monotonic()
         self.cancelled = False
         self.structured: Any = None
@@ -195,6 +197,8 @@ class Execution:
         result = full[:4000]
         entry.update(result=result, error=bool(tool.tool_call_error), end_ms=self.ms())
         kind = "handoff" if tool.tool_name.startswith("delegate_task_to_member") else "tool"
+        if not tool.tool_call_error:
+            self.credits += tool_cost(tool.tool_name, len(full) // 4)
         self.trace.append(
             {
                 "type": kind,
@@ -216,6 +220,7 @@ class Execution:
         choice = self._choice
         cost = cost_of(choice.provider, choice.name, inp, out)
         self.cost += cost
+        self.credits += token_cost(choice.name, inp, out)
         self.trace.append(
             {
                 "type": "model",
@@ -319,7 +324,7 @@ class Execution:
                 finished_at=timezone.now(),
                 error="Cancelled by the user." if self.cancelled else "",
             )
-            # Billing (#6) settles the credit reservation to the actual cost here, in this transaction.
+            self._settle(status)
         self.events.result = {
             "session_id": run.session_id,
             "status": status,
@@ -369,6 +374,20 @@ class Execution:
 
         done_signal(self.run.pk, AgentRun.Status.WAITING)  # a caller waiting for the answer gets the question
 
+    def _settle(self, status: str) -> None:
+        """Billing: release the reservation and charge what was used, in the run's final transaction."""
+        from billing.hooks import settle_agent_run
+
+        choice = getattr(self, "_choice", None)
+        settle_agent_run(
+            run=self.run,
+            credits=self.credits,
+            model=choice.name if choice else "",
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            status=status,
+        )
+
     def fail(self, reason: str) -> None:
         run = self.run
         self.final_status = AgentRun.Status.FAILED
@@ -386,6 +405,7 @@ class Execution:
                 last_seq=self.events.seq + 2,
                 finished_at=timezone.now(),
             )
+            self._settle(AgentRun.Status.FAILED)
         self.events.emit("error", {"message": reason, "final": True})
         self.events.emit("done", {"status": AgentRun.Status.FAILED, "error": reason})
 

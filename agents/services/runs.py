@@ -60,6 +60,7 @@ def run_create(
             input=text,
             source=source,
         )
+        _reserve_credits(run=run, version=version)
         if session is not None:
             Message.objects.create(
                 organization_id=agent.organization_id,
@@ -79,6 +80,24 @@ def run_create(
     return run
 
 
+def _reserve_credits(*, run: AgentRun, version: Any) -> None:
+    """Hold the run's estimated cost (billing). Too little credit refuses the run with a 402."""
+    from agents.runtime.builder import version_config
+    from billing.hooks import reserve_agent_run
+    from billing.ledger import InsufficientCredits
+
+    config = version_config(version)
+    try:
+        reserve_agent_run(
+            run=run,
+            model=config.model.name,
+            instructions=config.instructions,
+            max_tokens=config.model.max_tokens,
+        )
+    except InsufficientCredits as exc:
+        raise ServiceError(str(exc), code="insufficient_credits", status=402) from None
+
+
 def run_cancel(*, run: AgentRun) -> AgentRun:
     """Ask a run to stop. A queued run stops at once; a running one within a second."""
     if run.is_finished:
@@ -89,7 +108,13 @@ def run_cancel(*, run: AgentRun) -> AgentRun:
     )
     if updated:
         from agents.runtime.events import event_emit
+        from billing.ledger import release
 
+        release(
+            org=run.organization_id,
+            reservation_key=f"run:{run.pk}:reserve",
+            description=f"Run {run.pk} cancelled",
+        )
         event_emit(run_id=run.pk, type="done", payload={"status": "cancelled"})
     run.refresh_from_db()
     return run

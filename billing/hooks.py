@@ -1,0 +1,78 @@
+"""Where billing meets the runs: reserve before an agent run starts, settle in its final transaction.
+
+Keys make every step idempotent: `run:<id>:reserve`, `run:<id>:reserve:release`, `run:<id>:usage`.
+Usage entries name the user, the agent and (for a workflow step) the workflow run, so the org can see
+who spent what.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from billing import ledger, pricing
+
+
+def reserve_agent_run(*, run: Any, model: str, instructions: str, max_tokens: int | None) -> Decimal:
+    """Hold the run's estimated cost. Raises ledger.InsufficientCredits."""
+    estimate = pricing.estimate_run(model, run.input, instructions, max_tokens)
+    ledger.reserve(
+        org=run.organization_id,
+        amount=estimate,
+        key=f"run:{run.pk}:reserve",
+        description=f"Reserved for run {run.pk}",
+        run=run,
+        agent_id=run.agent_id,
+        user_id=run.user_id,
+        model=model,
+    )
+    return estimate
+
+
+def _workflow_refs(run: Any) -> dict[str, Any]:
+    if run.source != "workflow":
+        return {}
+    from workflows.models import StepRun
+
+    step = StepRun.objects.filter(state__agent_run=run.pk).select_related("run").first()
+    if step is None:
+        return {}
+    return {"workflow_run_id": step.run_id, "workflow_id": step.run.workflow_id}
+
+
+def settle_agent_run(
+    *, run: Any, credits: Decimal, model: str, input_tokens: int, output_tokens: int, status: str
+) -> Decimal:
+    """Release the reservation and charge what the run used. Call inside the run's final transaction."""
+    return ledger.settle(
+        org=run.organization_id,
+        reservation_key=f"run:{run.pk}:reserve",
+        usage=credits,
+        usage_key=f"run:{run.pk}:usage",
+        description=f"Run {run.pk} ({status}): {input_tokens} in / {output_tokens} out tokens on {model}",
+        run=run,
+        agent_id=run.agent_id,
+        user_id=run.user_id,
+        model=model,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        **_workflow_refs(run),
+    )
+
+
+def charge_embeddings(*, org_id: int, document_id: int, model: str, tokens: int, key: str) -> Decimal:
+    """Embedding tokens of an ingested document (#4), billed once per document version (key)."""
+    cost = pricing.token_cost(model, tokens, 0)
+    if cost <= 0:
+        return Decimal(0)
+    entry = ledger.post(
+        org=org_id,
+        type=ledger.T.USAGE,
+        amount=-cost,
+        key=key,
+        description=f"Embeddings for document {document_id}: {tokens} tokens on {model}",
+        allow_partial=True,
+        model=model,
+        input_tokens=tokens,
+    )
+    return -entry.amount
