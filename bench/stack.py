@@ -203,6 +203,19 @@ def stack(
         llm.stop()
 
 
+def fund(org: Any) -> None:
+    """Benchmarks measure the product, not its bill: an unlimited plan and plenty of credits."""
+    from billing.ledger import account_for, balance, post
+    from billing.models import BillingAccount, Plan
+
+    account_for(org)
+    BillingAccount.objects.filter(organization=org).update(plan=Plan.objects.get(slug="enterprise"))
+    if balance(org) < 1_000_000:
+        post(
+            org=org, type="grant", amount=10_000_000, key=f"bench-funds-{time.time_ns()}", description="Bench"
+        )
+
+
 def _seed() -> Seeded:
     from accounts.models import Role, User
     from accounts.services import api_key_create, organization_create
@@ -214,6 +227,7 @@ def _seed() -> Seeded:
         if user.memberships.exists()
         else organization_create(name="Bench", owner=user)
     )
+    fund(org)
     _, raw = api_key_create(org=org, name=f"bench-{time.time_ns()}", by=user, role=Role.ADMIN)
     agent = services.agent_create(
         org=org,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import uuid
 from datetime import timedelta
 from pathlib import PurePosixPath
@@ -106,6 +107,9 @@ def _add_bytes(
             )
         if error := _org_quota_error(kb.organization_id, len(data)):
             raise ServiceError(error, code="quota_exceeded", status=413)
+        from billing import limits
+
+        limits.check(kb.organization_id, "kb_storage_mb", adding=len(data) / limits.MB)
         document = Document(
             organization_id=kb.organization_id,
             knowledge_base=kb,
@@ -168,6 +172,9 @@ def document_add_url(*, kb: KnowledgeBase, by: User | None, url: str) -> Documen
         _lock_org(kb.organization_id)
         if Document.objects.filter(knowledge_base=kb, url=url).exists():
             raise ServiceError("This URL is already in this knowledge base.", code="duplicate", status=409)
+        from billing import limits
+
+        limits.check(kb.organization_id, "kb_storage_mb", adding=0)  # its size is known once fetched
         document = Document.objects.create(
             organization_id=kb.organization_id,
             knowledge_base=kb,
@@ -370,6 +377,17 @@ class _Run:
                 status=Status.READY, progress=100, error="", pages=pages, chunk_count=len(rows),
                 embedding_tokens=tokens, mime_type=mime, updated_at=timezone.now(),
             )  # fmt: skip
+            if tokens:
+                # Billing (#6): embedding tokens are charged with the chunks they made, in this transaction.
+                from billing.hooks import charge_embeddings
+
+                charge_embeddings(
+                    org_id=document.organization_id,
+                    document_id=document.pk,
+                    model=self.kb.embedding_model,
+                    tokens=tokens,
+                    key=f"embed:{document.pk}:{time.time_ns()}",
+                )
 
     def fail(self, reason: str) -> None:
         failed = Document.objects.filter(pk=self.document.pk, status=Status.PROCESSING).update(

@@ -46,12 +46,30 @@ class Command(BaseCommand):
                 user_ensure_personal_org(user=admin)
             if not org.memberships.filter(user=admin).exists():
                 org.memberships.create(user=admin, role=Role.ADMIN)
+            self._seed_billing(org=org)
             created_agents = self._seed_agents(org=org, by=demo)
         if created_agents:
             self.stdout.write(f"Seeded {created_agents} demo agents in Demo Org.")
         self.stdout.write(
             f"Demo login: {DEMO_EMAIL} / {password}   Admin (superuser, /admin/): {ADMIN_EMAIL} / {password}"
         )
+
+    def _seed_billing(self, *, org: Organization) -> None:
+        """The demo organization is on Pro with its monthly credits, so every feature can be tried."""
+        from billing.ledger import account_for, post
+        from billing.models import BillingAccount, Plan
+
+        account_for(org)
+        pro = Plan.objects.filter(slug="pro").first()
+        if pro is not None:
+            BillingAccount.objects.filter(organization=org).update(plan=pro)
+            post(
+                org=org,
+                type="grant",
+                amount=pro.monthly_credits,
+                key="demo-pro-credits",
+                description="Demo credits",
+            )
 
     def _seed_agents(self, *, org: Organization, by: User) -> int:
         """A few hired agents from the role templates, on the default model (the offline demo model
