@@ -11,7 +11,6 @@ from accounts.services import organization_create
 from agents import services as agent_services
 from billing import ledger
 from billing.models import CreditTransaction
-from tests.agents.conftest import llm  # noqa: F401 - the fake LLM fixture
 from tests.conftest import wait_for
 from tests.helpers import as_user, assert_envelope
 from tests.workflows.conftest import chain, finished, node
