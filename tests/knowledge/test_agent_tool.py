@@ -182,3 +182,23 @@ def test_a_citation_chunk_of_another_org_is_404(client, handbook, charlie, charl
     response = _login(client, charlie, charlie_org).get(f"/knowledge/chunks/{chunk.pk}/")
 
     assert response.status_code == 404
+
+
+def test_knowledge_search_is_billed_per_call_plus_context(make_agent, handbook, kb, alice, acme, llm):  # noqa: F811
+    """Billing (#6): file search costs 1 credit plus 0.5 per 1K context tokens, on top of the tokens."""
+    from decimal import Decimal
+
+    from billing.models import CreditTransaction
+    from billing.pricing import token_cost
+
+    agent = make_agent(name="Reader", knowledge={"knowledge_base_ids": [kb.pk], "top_k": 2})
+    run = services.run_create(
+        agent=agent, user=alice, input='[[tool:knowledge_search {"query": "laptop monitor"}]]'
+    )
+    assert execute_run(run.pk) == "succeeded"
+    run.refresh_from_db()
+    usage = CreditTransaction.objects.get(organization=acme, idempotency_key=f"run:{run.pk}:usage")
+    tokens_only = token_cost("fake-gpt", run.input_tokens, run.output_tokens)
+    tool_part = -usage.amount - tokens_only
+    assert Decimal("1") <= tool_part < Decimal("1.5")
+    assert usage.user == alice and usage.agent == agent
