@@ -299,6 +299,9 @@ def api_key_create(
         raise ServiceError(
             "You cannot create a key with more rights than your own.", code="permission_denied", status=403
         )
+    from billing import limits
+
+    limits.check(org, "api_keys")
     prefix, raw = ApiKey.generate()
     key = ApiKey.objects.create(
         organization=org,

@@ -12,6 +12,7 @@ class BillingConfig(AppConfig):
         from django.db.models.signals import post_save
 
         from accounts.models import Organization
+        from billing import webhooks  # noqa: F401 - registers the dj-stripe event handlers
 
         def open_account(sender: Any, instance: Organization, created: bool, **kwargs: Any) -> None:
             # Every new organization starts on the Free plan with its sign-up credits.

@@ -187,3 +187,6 @@ class CreditTransaction(TenantModel):
         if self.pk is not None:
             raise ValueError("Ledger entries are append-only; post a new entry instead.")
         super().save(*args, **kwargs)
+
+
+from billing.models_caps import CostCap  # noqa: E402,F401

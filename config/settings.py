@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 
 from config import embedded
 
@@ -78,6 +79,7 @@ INSTALLED_APPS = [
     "allauth.socialaccount",
     "allauth.socialaccount.providers.github",
     "allauth.headless",
+    "djstripe",
     # ours
     "accounts",
     "agents",
@@ -118,6 +120,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "accounts.context_processors.organization",
+                "billing.context_processors.billing",
             ],
         },
     }
@@ -186,6 +189,10 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     # Expired step leases (crashed workers), due delays, approval timeouts, lost step messages.
     "workflows-sweep": {"task": "workflows.tasks.sweep", "schedule": env_int("WORKFLOW_SWEEP_SECONDS", 10)},
+    # Billing: lapsed free credits, monthly allocations of paid plans, the nightly ledger check.
+    "billing-expire-credits": {"task": "billing.tasks.expire_credits", "schedule": 3600},
+    "billing-allocate-monthly": {"task": "billing.tasks.allocate_monthly", "schedule": 3600},
+    "billing-reconcile": {"task": "billing.tasks.reconcile", "schedule": crontab(hour=3, minute=15)},
 }
 CELERY_TIMEZONE = "UTC"
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
@@ -309,6 +316,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "RoleEnum": "accounts.models.Role",
         "KeyRoleEnum": ["admin", "member", "viewer"],
+        "CheckoutKindEnum": ["pack", "subscription"],
+        "PaymentRedirectKindEnum": ["checkout", "portal"],
     },
 }
 
@@ -365,9 +374,17 @@ OPENAI_BASE_URL = env_str("OPENAI_BASE_URL")
 
 # ---------------------------------------------------------------- stripe
 
+# Payments are optional: without STRIPE_SECRET_KEY the billing pages still show plans and usage and
+# say that payments are not configured. Stripe posts webhooks to /api/v1/payments/webhook, signed with
+# STRIPE_WEBHOOK_SECRET (endpoints created in the dj-stripe admin use /stripe/webhook/<uuid>/ instead).
+SALES_EMAIL = env_str("SALES_EMAIL", "sales@agentos.local")  # "Contact us" for the Enterprise plan
 STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
 STRIPE_PUBLISHABLE_KEY = env_str("STRIPE_PUBLISHABLE_KEY")
 STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET")
+STRIPE_LIVE_MODE = env_bool("STRIPE_LIVE_MODE", False)
+STRIPE_CURRENCY = env_str("STRIPE_CURRENCY", "usd")
+DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
+DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
 
 # --------------------------------------------------------------- logging
 
@@ -380,6 +397,7 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "httpx": {"level": "WARNING"},
+        "stripe": {"level": "WARNING"},  # stripe-python logs every request at INFO
         "daphne": {"level": "WARNING"},
     },
 }

@@ -1,10 +1,10 @@
 from django.conf import settings
 from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path, register_converter
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
 
 from accounts import api as accounts_api
-from config import api
+from config import api, api_docs
 from config.converters import PkConverter
 from workflows import webhooks as workflow_webhooks
 
@@ -30,6 +30,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("", include("agents.api.urls")),
     path("", include("knowledge.urls_api")),
     path("", include("workflows.urls_api")),
+    path("", include("billing.urls_api")),
 ]
 
 urlpatterns = [
@@ -38,7 +39,9 @@ urlpatterns = [
     path("_allauth/", include("allauth.headless.urls")),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    *api_docs.urlpatterns(),  # /api/docs/ (accounts) and /api/docs/<area>/, one Swagger page per area
+    # Stripe webhook endpoints created in the dj-stripe admin (the environment's is /api/v1/payments/webhook).
+    path("stripe/", include("djstripe.urls", namespace="djstripe")),
     path("hooks/workflows/<str:token>", workflow_webhooks.workflow_webhook, name="workflow-webhook"),
     path("healthz", api.healthz, name="healthz"),
     path("readyz", api.readyz, name="readyz"),

@@ -17,6 +17,10 @@ def secret_set(*, org: Organization, name: str, value: str, by: User | None) -> 
         raise ServiceError("Secret names use letters, digits, - and _ (up to 64).", code="invalid")
     if not value:
         raise ServiceError("The secret value is empty.", code="invalid")
+    if not Secret.objects.for_org(org).filter(name=name).exists():
+        from billing import limits
+
+        limits.check(org, "integrations")  # a new secret counts against the plan; an update does not
     secret, _ = Secret.objects.update_or_create(
         organization=org,
         name=name,

@@ -210,6 +210,17 @@ def run_agent(ctx: StepContext, agent_id: int, text: str) -> dict[str, Any]:
     from agents.services import run_create
 
     agent = _agent(ctx, agent_id)
+    from billing import caps
+    from billing.estimates import agent_estimate
+
+    estimate = agent_estimate(agent, text or "(empty)")
+    try:
+        # The workflow's cost caps (per run, per month) apply before each paid step.
+        caps.check_workflow(
+            ctx.org_id, ctx.run.workflow_id, estimate.credits if estimate else 0, workflow_run_id=ctx.run.pk
+        )
+    except ServiceError as exc:
+        raise NodeError(f"{agent.name}: {exc}", retryable=False) from None
     try:
         agent_run = run_create(
             agent=agent,

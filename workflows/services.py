@@ -61,6 +61,9 @@ def workflow_create(
     name = (name or "").strip()
     if not name:
         raise ServiceError("Give the workflow a name.", code="name_required")
+    from billing import limits
+
+    limits.check(org, "workflows")
     with transaction.atomic():
         workflow = Workflow.objects.create(
             organization=org, name=name[:100], description=(description or "")[:500], created_by=by
@@ -257,6 +260,9 @@ def run_start(
 
     if len(json.dumps(input, default=str)) > MAX_INPUT_BYTES:
         raise ServiceError("The run input is too large (256 KB at most).", code="input_too_large", status=413)
+    from billing import caps
+
+    caps.check_workflow_start(workflow=workflow, version=version)  # the workflow's cost cap (402)
     return engine.start_run(
         workflow=workflow,
         version=version,

@@ -154,6 +154,9 @@ def agent_create(
     publish: bool = False,
     **fields: Any,
 ) -> Agent:
+    from billing import limits
+
+    limits.check(org, "agents")  # the plan's limit (402 with an upgrade link), for the UI and API alike
     agent = Agent.objects.create(
         organization=org, name=name.strip(), slug=_unique_slug(org, name), created_by=by, **fields
     )

@@ -43,6 +43,9 @@ def run_create(
     if not text:
         raise ServiceError("Say something first: the message is empty.", code="empty_input")
     from agents.tasks import execute_run
+    from billing import limits
+
+    limits.check(agent.organization_id, "runs_per_month")
 
     with transaction.atomic():
         created_session = False
@@ -83,10 +86,15 @@ def run_create(
 def _reserve_credits(*, run: AgentRun, version: Any) -> None:
     """Hold the run's estimated cost (billing). Too little credit refuses the run with a 402."""
     from agents.runtime.builder import version_config
+    from billing import caps, pricing
     from billing.hooks import reserve_agent_run
     from billing.ledger import InsufficientCredits
 
     config = version_config(version)
+    estimate = pricing.estimate_run(
+        config.model.name, run.input, config.instructions, config.model.max_tokens
+    )
+    caps.check_agent_run(run.organization_id, run.agent_id, estimate)  # the agent's cost cap (402)
     try:
         reserve_agent_run(
             run=run,

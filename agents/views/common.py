@@ -59,6 +59,10 @@ def service_error_response(request: AuthedHttpRequest, exc: ServiceError, fallba
 
     if exc.status == 404:
         raise Http404(str(exc))
+    from billing.views.prompts import credits_required, is_billing_refusal
+
+    if is_billing_refusal(exc):  # out of credits, a plan limit, a cost cap: say so, with the way out
+        return credits_required(request, exc, fallback_url, target="#agent-alerts")
     if request.htmx:
         # htmx swaps only 2xx answers: the refusal comes back as a 200 aimed at the alert slot.
         response = TemplateResponse(request, "agents/_alert.html", {"error": str(exc)})

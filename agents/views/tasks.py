@@ -28,6 +28,10 @@ def tasks_tab(request: AuthedHttpRequest, agent_id: int) -> HttpResponse:
             try:
                 task = services.task_create(agent=agent, by=request.user, **form.cleaned_data)
             except ServiceError as exc:
+                from billing.views.prompts import credits_required, is_billing_refusal
+
+                if is_billing_refusal(exc):
+                    return credits_required(request, exc, request.path)
                 form.add_error(None, str(exc))
             else:
                 messages.success(

@@ -92,6 +92,12 @@ def run_now(request: AuthedHttpRequest, workflow_id: int) -> HttpResponse:
     except ValidationError as exc:
         messages.error(request, exc.messages[0])
     except ServiceError as exc:
+        from billing.views.prompts import credits_required, is_billing_refusal
+
+        if is_billing_refusal(exc):  # out of credits or a cost cap used up: the way out, not just an error
+            return credits_required(
+                request, exc, reverse("workflows_builder", kwargs={"workflow_id": workflow.pk})
+            )
         messages.error(request, str(exc))
     else:
         return redirect("workflows_run_detail", run_id=run.pk)
