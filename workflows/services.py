@@ -263,6 +263,7 @@ def run_start(
     from billing import caps
 
     caps.check_workflow_start(workflow=workflow, version=version)  # the workflow's cost cap (402)
+    _check_credits(workflow, version)
     return engine.start_run(
         workflow=workflow,
         version=version,
@@ -272,6 +273,26 @@ def run_start(
         trigger_node=trigger_node,
         parent_step=parent_step,
     )
+
+
+def _check_credits(workflow: Workflow, version: WorkflowVersion) -> None:
+    """Before starting, the organization must hold what one pass of the agent steps is estimated to
+    cost (402 otherwise). Each step still reserves its own run; a workflow that runs out mid-way
+    (a loop, other spending) pauses and resumes after a top-up."""
+    from billing.estimates import workflow_estimate
+    from billing.ledger import balance
+
+    estimate = workflow_estimate(org_id=workflow.organization_id, graph=version.graph)
+    if estimate.credits <= 0:
+        return
+    available = balance(workflow.organization_id)
+    if available < estimate.credits:
+        raise ServiceError(
+            f"Not enough credits: one pass of this workflow's agent steps needs about "
+            f"{estimate.credits:.2f} and the organization has {available:.2f}. Add credits to continue.",
+            code="insufficient_credits",
+            status=402,
+        )
 
 
 def run_cancel(*, run: WorkflowRun, by: User | None) -> WorkflowRun:

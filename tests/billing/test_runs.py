@@ -128,3 +128,23 @@ def test_workflow_pauses_without_credit_and_resumes_after_top_up(llm, free_org, 
         assert run.output.startswith("Echo: second")
     else:  # pragma: no cover - the drain raced the second step's reservation
         pytest.fail(f"the second step was not paused for credits (run {run.status})")
+
+
+def test_workflow_start_refused_with_402_when_one_pass_is_not_covered(llm, free_org, alice):
+    agent = agent_services.agent_create(org=free_org, by=alice, name="Writer", config=GPT4, publish=True)
+    wf = wf_services.workflow_create(
+        org=free_org,
+        by=alice,
+        name="One step",
+        graph={
+            "nodes": [node("start", "trigger", kind="manual"), node("write", "agent", agent_id=agent.pk)],
+            "edges": chain("start", "write"),
+        },
+    )
+    wf_services.workflow_publish(workflow=wf, by=alice)
+    drain(free_org, leave=Decimal("0.01"))
+    response = as_user(alice).post(
+        f"/api/v1/workflows/{wf.pk}/run", {"input": "hi"}, format="json", HTTP_X_ORGANIZATION=str(free_org.pk)
+    )
+    assert_envelope(response, 402, "insufficient_credits")
+    assert not WorkflowRun.objects.filter(workflow=wf).exists()
