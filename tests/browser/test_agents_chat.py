@@ -4,31 +4,17 @@ websockets); a real Celery worker runs the agent against the fake LLM server."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import pytest
-from django.conf import settings
 
 from accounts.services import organization_create
 from agents.models import Agent, AgentRun
 from agents.runtime.providers import clients_clear
+from tests.browser.conftest import daphne
 from tests.conftest import PASSWORD, wait_for
 from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-ROOT = Path(__file__).resolve().parents[2]
 WORDS = "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen " * 3
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -46,41 +32,8 @@ def fake_openai(fake_llm, monkeypatch):
 
 @pytest.fixture
 def asgi_server(transactional_db, fake_openai):
-    db = settings.DATABASES["default"]
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgresql://{db['USER'] or 'postgres'}@/{db['NAME']}?host={db['HOST']}",
-        "REDIS_URL": settings.REDIS_URL,
-        "TESTING": "true",
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "AGNO_TELEMETRY": "false",
-    }
-    port = _free_port()
-    proc = subprocess.Popen(  # noqa: S603 - our own interpreter and fixed arguments
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"daphne exited: {proc.stderr.read().decode()[-2000:] if proc.stderr else ''}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("daphne did not start")
-    yield f"http://127.0.0.1:{port}"
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with daphne() as url:
+        yield url
 
 
 def _text(page, run_id: int) -> str:
