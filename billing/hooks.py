@@ -34,7 +34,12 @@ def _workflow_refs(run: Any) -> dict[str, Any]:
         return {}
     from workflows.models import StepRun
 
-    step = StepRun.objects.filter(state__agent_run=run.pk).select_related("run").first()
+    # The step is running while its agent runs: that filter keeps the lookup on the few running steps.
+    step = (
+        StepRun.objects.filter(status=StepRun.Status.RUNNING, state__agent_run=run.pk)
+        .select_related("run")
+        .first()
+    )
     if step is None:
         return {}
     return {"workflow_run_id": step.run_id, "workflow_id": step.run.workflow_id}

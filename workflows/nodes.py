@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -562,4 +562,4 @@ EXECUTORS: dict[str, Executor] = {
     "end": end,
 }
 
-__all__ = ["EXECUTORS", "integration_action", "register_integration_action", "datetime"]
+__all__ = ["EXECUTORS", "integration_action", "register_integration_action"]

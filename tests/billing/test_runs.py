@@ -148,3 +148,22 @@ def test_workflow_start_refused_with_402_when_one_pass_is_not_covered(llm, free_
     )
     assert_envelope(response, 402, "insufficient_credits")
     assert not WorkflowRun.objects.filter(workflow=wf).exists()
+
+
+def test_usage_of_a_workflow_step_names_the_workflow_and_its_run(llm, free_org, alice, celery_worker):
+    agent = agent_services.agent_create(org=free_org, by=alice, name="Writer", config=GPT4, publish=True)
+    wf = wf_services.workflow_create(
+        org=free_org,
+        by=alice,
+        name="One step",
+        graph={
+            "nodes": [node("start", "trigger", kind="manual"), node("write", "agent", agent_id=agent.pk)],
+            "edges": chain("start", "write"),
+        },
+    )
+    wf_services.workflow_publish(workflow=wf, by=alice)
+    wf.refresh_from_db()
+    run = finished(wf_services.run_start(workflow=wf, by=alice, input={"text": "hi"}), timeout=20)
+    assert run.status == "succeeded", run.error
+    usage = CreditTransaction.objects.get(organization=free_org, type="usage", agent=agent)
+    assert usage.workflow_run_id == run.pk and usage.workflow_id == wf.pk and usage.user == alice
