@@ -195,6 +195,10 @@ CELERY_BEAT_SCHEDULE = {
     "billing-reconcile": {"task": "billing.tasks.reconcile", "schedule": crontab(hour=3, minute=15)},
 }
 CELERY_TIMEZONE = "UTC"
+# Celery's Django fixup closes every database connection before and after each task unless this is
+# set, so each task paid for a new PostgreSQL backend (milliseconds). Connections are reused instead;
+# config/celery.py applies CONN_MAX_AGE and the health check before each task, as Django does per request.
+CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 100_000)
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 
 # ------------------------------------------------------------------ auth
