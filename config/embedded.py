@@ -86,11 +86,22 @@ def _tune_postgres() -> None:
     shared buffers big enough to keep a vector index hot (the default 128MB is not)."""
     connections = _psql("postgres", "SHOW max_connections;")
     buffers = _psql("postgres", "SHOW shared_buffers;")
-    if str(MAX_CONNECTIONS) in connections and SHARED_BUFFERS in buffers:
+    # Never shrink what a running server was given (a benchmark may have asked for more).
+    if str(MAX_CONNECTIONS) in connections and _megabytes(buffers) >= _megabytes(SHARED_BUFFERS):
         return
     _psql("postgres", f"ALTER SYSTEM SET max_connections = {MAX_CONNECTIONS};")
     _psql("postgres", f"ALTER SYSTEM SET shared_buffers = '{SHARED_BUFFERS}';")
     _pg_ctl("-w", "-m", "fast", "-l", str(PG_DIR / "log"), "restart")
+
+
+def _megabytes(setting: str) -> int:
+    """'1GB' -> 1024, '128MB' -> 128, out of psql's output or a setting; 0 when none is found."""
+    import re
+
+    found = re.search(r"(\d+)\s*([kMG]B)", setting)
+    if not found:
+        return 0
+    return int(found.group(1)) * {"kB": 1, "MB": 1024, "GB": 1024 * 1024}[found.group(2)] // 1024
 
 
 def _pg_ctl(*args: str) -> None:
