@@ -29,6 +29,9 @@ def _fresh_redis():
     from agents.runtime.providers import clients_clear
 
     clients_clear()  # provider credentials are cached per process for a few seconds
+    from billing import pricing
+
+    pricing.clear_cache()  # model prices too, for 30 s: a price a test wrote must not outlive it
     yield
 
 
