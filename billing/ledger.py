@@ -102,36 +102,30 @@ def post(
     unless `allow_partial`, which debits what there is (usage that already happened)."""
     org_id = org if isinstance(org, int) else org.pk
     amount = q(amount)
-    existing = CreditTransaction.objects.filter(organization_id=org_id, idempotency_key=key).first()
-    if existing is not None:
-        return existing
-    account_for(org_id)
+    # The happy path is two statements: the conditional balance update and the entry. A replayed key
+    # is caught by the unique constraint (the savepoint undoes the balance move) or, when the balance
+    # no longer covers it, looked up before "insufficient" is reported.
     try:
         with transaction.atomic():
-            with connection.cursor() as cursor:
-                if amount < 0 and allow_partial:
-                    # Usage that already happened: take what there is (the row lock keeps it exact).
-                    cursor.execute(
-                        "SELECT balance FROM billing_billingaccount WHERE organization_id = %s FOR UPDATE",
-                        [org_id],
-                    )
-                    current = cursor.fetchone()[0]
-                    amount = -min(q(current), -amount)
-                cursor.execute(
-                    "UPDATE billing_billingaccount SET balance = balance + %s, updated_at = now() "
-                    "WHERE organization_id = %s AND balance + %s >= 0 RETURNING balance",
-                    [amount, org_id, amount],
+            moved = _move_balance(org_id, amount, allow_partial)
+            if moved is None:
+                existing = CreditTransaction.objects.filter(
+                    organization_id=org_id, idempotency_key=key
+                ).first()
+                if existing is not None:
+                    return existing
+                if not BillingAccount.objects.filter(organization_id=org_id).exists():
+                    account_for(org_id)  # first use: the account and its sign-up grant, then try again
+                    moved = _move_balance(org_id, amount, allow_partial)
+            if moved is None:
+                available = (
+                    BillingAccount.objects.filter(organization_id=org_id)
+                    .values_list("balance", flat=True)
+                    .first()
+                    or ZERO
                 )
-                row = cursor.fetchone()
-                if row is None:
-                    available = (
-                        BillingAccount.objects.filter(organization_id=org_id)
-                        .values_list("balance", flat=True)
-                        .first()
-                        or ZERO
-                    )
-                    raise InsufficientCredits(-amount, available)
-                new_balance = row[0]
+                raise InsufficientCredits(-amount, available)
+            amount, new_balance, alert_due = moved
             entry = CreditTransaction.objects.create(
                 organization_id=org_id,
                 type=type,
@@ -142,13 +136,46 @@ def post(
                 **refs,
             )
     except IntegrityError:
-        # The same key raced in from elsewhere: that entry stands, this one (and its balance move) is undone.
+        # The same key is already written (a replay, or a race): that entry stands, this balance move is undone.
         return CreditTransaction.objects.get(organization_id=org_id, idempotency_key=key)
-    if amount < 0:
+    if amount < 0 and alert_due:
         transaction.on_commit(lambda: _check_alerts(org_id))
     elif type in (T.GRANT, T.PURCHASE, T.ADJUSTMENT, T.REFUND) and amount > 0:
         transaction.on_commit(lambda: _after_top_up(org_id))
     return entry
+
+
+def _this_month() -> str:
+    """The month budget alerts are keyed by (as billing.limits.month_start counts months)."""
+    return timezone.localtime(timezone.now(), timezone.get_default_timezone()).strftime("%Y-%m")
+
+
+def _move_balance(org_id: int, amount: Decimal, allow_partial: bool) -> tuple[Decimal, Decimal, bool] | None:
+    """Apply `amount` to the balance if it stays >= 0: (amount applied, new balance, whether an alert
+    may be due), or None when it does not fit or there is no account. `allow_partial` debits what
+    there is (usage that already happened); the row lock keeps that exact."""
+    with connection.cursor() as cursor:
+        if amount < 0 and allow_partial:
+            cursor.execute(
+                "SELECT balance FROM billing_billingaccount WHERE organization_id = %s FOR UPDATE", [org_id]
+            )
+            current = cursor.fetchone()
+            if current is None:
+                return None
+            amount = -min(q(current[0]), -amount)
+        # Whether a low-balance or budget alert may be due comes back with the new balance, so the
+        # alert task is queued only then, not after every debit.
+        cursor.execute(
+            "UPDATE billing_billingaccount SET balance = balance + %s, updated_at = now() "
+            "WHERE organization_id = %s AND balance + %s >= 0 RETURNING balance, "
+            "(balance < low_balance_threshold AND NOT low_balance_notified) "
+            "OR (monthly_budget IS NOT NULL AND budget_alerted_month <> %s)",
+            [amount, org_id, amount, _this_month()],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return amount, row[0], bool(row[1])
 
 
 # ------------------------------------------------------------------ runs
@@ -188,17 +215,103 @@ def settle(
         .values_list("amount", flat=True)
         .first()
     )
+    released = -held if held is not None and held < 0 else ZERO
+    usage = q(usage)
+    charged = _settle_at_once(
+        org_id, reservation_key, released, usage, usage_key, description=description, **refs
+    )
+    if charged is None:  # a replay, or no account yet: entry by entry, each idempotent
+        charged = _settle_by_entries(
+            org_id, reservation_key, released, usage, usage_key, description=description, **refs
+        )
+    if charged < usage:
+        logger.warning("org %s: usage %s charged only %s (balance ran out)", org_id, usage, charged)
+    return charged
+
+
+def _settle_at_once(
+    org_id: int,
+    reservation_key: str,
+    released: Decimal,
+    usage: Decimal,
+    usage_key: str,
+    *,
+    description: str,
+    **refs: Any,
+) -> Decimal | None:
+    """The release and the usage as one balance move and one INSERT (a run's final transaction
+    stays short). None when that cannot be done: an entry already exists, or there is no account."""
+    if released <= 0 and usage <= 0:
+        return ZERO
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            # The subquery locks the row and reads the balance before; usage takes what there is.
+            cursor.execute(
+                "UPDATE billing_billingaccount a SET balance = old.balance + %s - LEAST(%s, old.balance + %s), "
+                "updated_at = now() FROM (SELECT balance FROM billing_billingaccount WHERE organization_id = %s "
+                "FOR UPDATE) old WHERE a.organization_id = %s RETURNING old.balance, a.balance, "
+                "(a.balance < a.low_balance_threshold AND NOT a.low_balance_notified) "
+                "OR (a.monthly_budget IS NOT NULL AND a.budget_alerted_month <> %s)",
+                [released, max(usage, ZERO), released, org_id, org_id, _this_month()],
+            )
+            row = cursor.fetchone()
+            if row is None:
+                return None
+            before, after, alert_due = q(row[0]), q(row[1]), bool(row[2])
+            entries = []
+            if released > 0:
+                entries.append(
+                    CreditTransaction(
+                        organization_id=org_id,
+                        type=T.RELEASE,
+                        amount=released,
+                        balance_after=before + released,
+                        idempotency_key=f"{reservation_key}:release",
+                        description=f"Release: {description}"[:300],
+                        **refs,
+                    )
+                )
+            charged = before + released - after
+            if usage > 0:
+                entries.append(
+                    CreditTransaction(
+                        organization_id=org_id,
+                        type=T.USAGE,
+                        amount=-charged,
+                        balance_after=after,
+                        idempotency_key=usage_key,
+                        description=description[:300],
+                        **refs,
+                    )
+                )
+            CreditTransaction.objects.bulk_create(entries)
+    except IntegrityError:
+        return None
+    if usage > 0 and alert_due:
+        transaction.on_commit(lambda: _check_alerts(org_id))
+    return charged if usage > 0 else ZERO
+
+
+def _settle_by_entries(
+    org_id: int,
+    reservation_key: str,
+    released: Decimal,
+    usage: Decimal,
+    usage_key: str,
+    *,
+    description: str,
+    **refs: Any,
+) -> Decimal:
     with transaction.atomic():
-        if held is not None and held < 0:
+        if released > 0:
             post(
                 org=org_id,
                 type=T.RELEASE,
-                amount=-held,
+                amount=released,
                 key=f"{reservation_key}:release",
                 description=f"Release: {description}"[:300],
                 **refs,
             )
-        usage = q(usage)
         if usage <= 0:
             return ZERO
         entry = post(
@@ -210,8 +323,6 @@ def settle(
             allow_partial=True,
             **refs,
         )
-    if -entry.amount < usage:
-        logger.warning("org %s: usage %s charged only %s (balance ran out)", org_id, usage, -entry.amount)
     return -entry.amount
 
 
