@@ -123,6 +123,21 @@ class EventWriter:
             done_signal(self.run_id, str(event.payload.get("status", "")), self.result)
         return event
 
+    def stage(self, type: str, payload: dict[str, Any] | None = None) -> RunEvent:
+        """Number an event and queue its row for the next flush, without sending it: for an event
+        written inside a transaction and announced (`announce`) once that commits."""
+        self.seq += 1
+        event = RunEvent(
+            run_id=self.run_id, seq=self.seq, type=type, payload=payload or {}, created_at=timezone.now()
+        )
+        self._pending.append(event)
+        return event
+
+    def announce(self, event: RunEvent) -> None:
+        publish(self.run_id, event.as_dict())
+        if event.type == "done":
+            done_signal(self.run_id, str(event.payload.get("status", "")), self.result)
+
     def flush(self) -> None:
         if self._pending:
             RunEvent.objects.bulk_create(self._pending)

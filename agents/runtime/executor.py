@@ -293,7 +293,9 @@ class Execution:
             self.events.emit("delta", {"text": text})
         status = AgentRun.Status.CANCELLED if self.cancelled else AgentRun.Status.SUCCEEDED
         self.final_status = status
-        self.events.flush()
+        # One transaction for the answer, the run's final fields, the bill and the remaining events
+        # ("done" included); "done" is announced after the commit, so a client that reacts to it
+        # finds the final rows.
         with transaction.atomic():
             message = None
             if run.session_id and text:
@@ -310,6 +312,7 @@ class Execution:
                     ],
                     citations=list(self.citations.values()),
                 )
+            latency_ms = self.ms()
             AgentRun.objects.filter(pk=run.pk).update(
                 status=status,
                 output=text,
@@ -318,13 +321,25 @@ class Execution:
                 input_tokens=self.input_tokens,
                 output_tokens=self.output_tokens,
                 cost=self.cost,
-                latency_ms=self.ms(),
+                latency_ms=latency_ms,
                 trace=self.trace,
                 last_seq=self.events.seq + 1,
                 finished_at=timezone.now(),
                 error="Cancelled by the user." if self.cancelled else "",
             )
             self._settle(status)
+            done = self.events.stage(
+                "done",
+                {
+                    "status": status,
+                    "message_id": message.pk if message else None,
+                    "input_tokens": self.input_tokens,
+                    "output_tokens": self.output_tokens,
+                    "cost": str(self.cost),
+                    "latency_ms": latency_ms,
+                },
+            )
+            self.events.flush()
         self.events.result = {
             "session_id": run.session_id,
             "status": status,
@@ -333,21 +348,10 @@ class Execution:
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
             "cost": str(self.cost),
-            "latency_ms": self.ms(),
+            "latency_ms": latency_ms,
             "error": "Cancelled by the user." if self.cancelled else "",
         }
-        # "done" goes out after the commit, so a client that reacts to it finds the final rows.
-        self.events.emit(
-            "done",
-            {
-                "status": status,
-                "message_id": message.pk if message else None,
-                "input_tokens": self.input_tokens,
-                "output_tokens": self.output_tokens,
-                "cost": str(self.cost),
-                "latency_ms": self.ms(),
-            },
-        )
+        self.events.announce(done)
 
     def wait_for_approval(self, output: Any) -> None:
         """Park the run: its agno state goes to the database, nothing sleeps in the worker."""
