@@ -86,7 +86,13 @@ def _embedding_storage(main: bool) -> str:
 
 
 def ensure_data(
-    *, rows: int, dim: int, distribution: str, storage_main: bool = False
+    *,
+    rows: int,
+    dim: int,
+    distribution: str,
+    storage_main: bool = False,
+    m: int = 24,
+    ef_construction: int = 100,
 ) -> tuple[Any, Any, Any, list[list[float]], list[str]]:
     """(org, big KB, small KB, centres, vocabulary); regenerates when the parameters changed."""
     from django.db import connection, transaction
@@ -105,6 +111,7 @@ def ensure_data(
             f"reusing {rows} chunks ({dim} dims, {distribution}, embedding storage {storage}) in database {connection.settings_dict['NAME']}"
         )
         kbs = list(KnowledgeBase.objects.for_org(org).order_by("id"))
+        build_index(dim=dim, m=m, ef_construction=ef_construction)
         return org, kbs[0], kbs[1], centres, vocabulary
     print(f"generating {rows} chunks ({dim} dims, {distribution}, embedding storage {storage}) …", flush=True)
     started = time.perf_counter()
@@ -142,20 +149,35 @@ def ensure_data(
             params |= {"ncentres": len(centres), "dim": dim, "noise": NOISE, "vocab": vocabulary}
             cursor.execute(_GENERATE_SQL[distribution], {**params, "nvocab": len(vocabulary)})
             offset += count
-    print(f"  inserted in {time.perf_counter() - started:.1f}s; building the HNSW index …", flush=True)
-    build = time.perf_counter()
+    print(f"  inserted in {time.perf_counter() - started:.1f}s", flush=True)
+    build_index(dim=dim, m=m, ef_construction=ef_construction)
+    return org, kbs[0][0], kbs[1][0], centres, vocabulary
+
+
+def build_index(*, dim: int, m: int, ef_construction: int) -> None:
+    """(Re)builds the partial HNSW index the product searches, unless it exists with these parameters."""
+    from django.db import connection
+
+    name = f"chunk_embedding_hnsw_{dim}"
+    wanted = {f"m={m}", f"ef_construction={ef_construction}"}
     with connection.cursor() as cursor:
-        cursor.execute("SET maintenance_work_mem = '2GB'")
+        cursor.execute("SELECT reloptions FROM pg_class WHERE relname = %s", [name])
+        row = cursor.fetchone()
+        if row is not None and wanted <= set(row[0] or []):
+            print(f"reusing HNSW index (m={m}, ef_construction={ef_construction})")
+            return
+        print(f"building the HNSW index (m={m}, ef_construction={ef_construction}) …", flush=True)
+        build = time.perf_counter()
+        cursor.execute(f"DROP INDEX IF EXISTS {name}")
+        cursor.execute("SET maintenance_work_mem = '6GB'")  # the whole graph in memory: no spilling
         cursor.execute("SET max_parallel_maintenance_workers = 2")
         cursor.execute(
-            f"CREATE INDEX IF NOT EXISTS chunk_embedding_hnsw_{dim} ON knowledge_chunk USING hnsw "
-            f"((embedding::vector({dim})) vector_cosine_ops) WITH (m = 16, ef_construction = 64) "
-            f"WHERE embedding_dim = {dim}"
+            f"CREATE INDEX {name} ON knowledge_chunk USING hnsw ((embedding::vector({dim})) vector_cosine_ops) "
+            f"WITH (m = {m:d}, ef_construction = {ef_construction:d}) WHERE embedding_dim = {dim}"
         )
         cursor.execute("RESET maintenance_work_mem")
         cursor.execute("VACUUM ANALYZE knowledge_chunk")
     print(f"  index built in {time.perf_counter() - build:.1f}s", flush=True)
-    return org, kbs[0][0], kbs[1][0], centres, vocabulary
 
 
 # Rows are made in SQL (random_normal, PostgreSQL 16): a clustered vector is its centre plus noise,
@@ -276,13 +298,29 @@ def _ground_truth(
 Row = tuple[str, str, list[float], float | None, str]
 
 
-def run(*, rows: int, dim: int, distribution: str, queries: int, storage_main: bool) -> None:
+def run(
+    *,
+    rows: int,
+    dim: int,
+    distribution: str,
+    queries: int,
+    storage_main: bool,
+    m: int = 24,
+    ef_construction: int = 100,
+    ef_sweep: tuple[int, ...] = (),
+) -> None:
+    from django.conf import settings
     from django.db import connection
 
     import knowledge.search as ks
 
     org, big, small, centres, vocabulary = ensure_data(
-        rows=rows, dim=dim, distribution=distribution, storage_main=storage_main
+        rows=rows,
+        dim=dim,
+        distribution=distribution,
+        storage_main=storage_main,
+        m=m,
+        ef_construction=ef_construction,
     )
     workload = _queries(queries, centres, vocabulary, distribution)
     current: dict[str, list[float]] = {}
@@ -322,6 +360,16 @@ def run(*, rows: int, dim: int, distribution: str, queries: int, storage_main: b
             path = ", ".join(f"{k} x{v}" if len(paths) > 1 else k for k, v in sorted(paths.items()))
             paths.clear()
             table.append((f"search {mode}, {label}", path, ms, recall if mode == "vector" else None, ""))
+        if kb is big:
+            floor = settings.KNOWLEDGE_HNSW_EF_SEARCH
+            for ef in ef_sweep:  # the product's vector search with another ef_search floor
+                settings.KNOWLEDGE_HNSW_EF_SEARCH = ef
+                ms, recall, _ = _measure(searcher(kb, "vector"), workload, truths)
+                paths.clear()
+                table.append(
+                    (f"search vector, {label}", f"hnsw ef={ef}", ms, recall, "KNOWLEDGE_HNSW_EF_SEARCH")
+                )
+            settings.KNOWLEDGE_HNSW_EF_SEARCH = floor
         if kb is small:
             for ef in (100, 1000):
                 ms, recall, short = _measure(lambda t, v, e=ef: _sql_ids(org, small, v, e), workload, truths)
@@ -367,7 +415,17 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="experiment: keep vectors inline in the heap (ALTER ... SET STORAGE MAIN) before generating",
     )
+    parser.add_argument("--m", type=int, default=24, help="HNSW m of the index (the migration's is 24)")
+    parser.add_argument(
+        "--ef-construction", type=int, default=100, help="HNSW ef_construction (the migration's is 100)"
+    )
+    parser.add_argument(
+        "--ef-sweep", default="", help="comma-separated ef_search floors to also measure on the big KB"
+    )
     args = parser.parse_args(argv)
+    if args.rows >= 500_000:
+        # A 1M-chunk index is ~2 GB; with the embedded default (1 GB) every query would page it in.
+        os.environ.setdefault("EMBEDDED_PG_SHARED_BUFFERS", "4GB")
     # The storage experiment gets its own database, so the default one keeps the migrated schema.
     setup_django("benchsearch_main" if args.storage_main else "benchsearch")
     run(
@@ -376,6 +434,9 @@ def main(argv: list[str] | None = None) -> int:
         distribution=args.distribution,
         queries=args.queries,
         storage_main=args.storage_main,
+        m=args.m,
+        ef_construction=args.ef_construction,
+        ef_sweep=tuple(int(x) for x in args.ef_sweep.split(",") if x.strip()),
     )
     return 0
 

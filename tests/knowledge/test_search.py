@@ -293,7 +293,7 @@ def recall_data(django_db_setup, django_db_blocker):
             cursor.execute("SET LOCAL maintenance_work_mem = '256MB'")
             cursor.execute(
                 f"CREATE INDEX chunk_embedding_hnsw_{DIM} ON knowledge_chunk USING hnsw "
-                f"((embedding::vector({DIM})) vector_cosine_ops) WITH (m = 16, ef_construction = 64) "
+                f"((embedding::vector({DIM})) vector_cosine_ops) WITH (m = 24, ef_construction = 100) "
                 f"WHERE embedding_dim = {DIM}"
             )
         with connection.cursor() as cursor:
@@ -391,6 +391,16 @@ def test_low_selectivity_stays_exact_even_above_the_row_cap(recall_data, db, mon
     # ef_search would have to exceed pgvector's 1000 for 1% selectivity, so it goes exact instead
     assert "::vector(384)" not in _vector_plan(ctx)[0]
     assert found == _brute_force(data.of(data.small), data.queries[1])
+
+
+def test_migrations_build_one_hnsw_index_per_dimension_with_the_tuned_graph(db):
+    # m 24 / ef_construction 100: what bench/bench_search.py measured at 1M chunks (knowledge 0005).
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT relname, reloptions FROM pg_class WHERE relname LIKE 'chunk_embedding_hnsw_%%'")
+        indexes = dict(cursor.fetchall())
+    assert set(indexes) == {f"chunk_embedding_hnsw_{dim}" for dim in (384, 768, 1024, 1536)}
+    for options in indexes.values():
+        assert {"m=24", "ef_construction=100"} <= set(options)
 
 
 def test_large_sets_use_the_hnsw_index_and_keep_recall(recall_data, db, monkeypatch, settings):
