@@ -139,6 +139,19 @@ else:
     }
     DATABASES = {"default": _embedded_db}  # type: ignore[dict-item]
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# A connection pool per process (psycopg_pool): daphne runs each request's sync code in a thread of
+# its own, and a run worker has a thread per slot, so persistent per-thread connections were opened
+# anew all the time and piled up past max_connections under load. Code that waits long (a run
+# waiting for its model, the run endpoint waiting for its answer) hands its connection back first
+# (config.db.release). Off in tests, whose transactions belong to one connection.
+DB_POOL = env_bool("DB_POOL", not TESTING)
+if DB_POOL:
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps connections; Django must not
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {  # type: ignore[index]
+        "min_size": env_int("DB_POOL_MIN_SIZE", 2),
+        "max_size": env_int("DB_POOL_MAX_SIZE", 40),
+        "timeout": env_int("DB_POOL_TIMEOUT", 30),
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # ----------------------------------------------------------------- redis
@@ -198,7 +211,8 @@ CELERY_TIMEZONE = "UTC"
 # Celery's Django fixup closes every database connection before and after each task unless this is
 # set, so each task paid for a new PostgreSQL backend (milliseconds). Connections are reused instead;
 # config/celery.py applies CONN_MAX_AGE and the health check before each task, as Django does per request.
-CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 100_000)
+# With the pool, closing hands the connection back, so Celery may close after every task as it likes.
+CELERY_DB_REUSE_MAX = None if DB_POOL else env_int("CELERY_DB_REUSE_MAX", 100_000)
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 
 # ------------------------------------------------------------------ auth

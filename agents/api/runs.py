@@ -50,6 +50,7 @@ from agents.serializers import (
     run_result,
 )
 from config.api import ApiError
+from config.db import release
 
 logger = logging.getLogger(__name__)
 
@@ -148,9 +149,16 @@ def _load_run(run_id: int) -> AgentRun:
     return AgentRun.objects.get(pk=run_id)
 
 
+def _start(request: HttpRequest, agent_id: int) -> Response:
+    try:
+        return agent_run_start(request, agent_id=agent_id)
+    finally:
+        release()  # the wait below may be long: it holds no database connection
+
+
 @csrf_exempt  # the DRF view inside enforces CSRF for session auth, as every DRF view does
 async def agent_run(request: HttpRequest, agent_id: int) -> HttpResponseBase:
-    response = await sync_to_async(agent_run_start)(request, agent_id=agent_id)
+    response = await sync_to_async(_start)(request, agent_id=agent_id)
     started: StartedRun | None = getattr(response, "started_run", None)
     if started is None:
         return response  # refused: the DRF error envelope

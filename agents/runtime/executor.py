@@ -35,6 +35,7 @@ from agents.runtime.guardrails import Trip, check_output
 from agents.runtime.providers import begin_tracking, close_tracked, cost_of
 from agents.runtime.tools import ToolContext
 from billing.pricing import token_cost, tool_cost
+from config.db import release
 
 logger = logging.getLogger(__name__)
 CANCEL_POLL_SECONDS = 0.1
@@ -110,6 +111,7 @@ class Execution:
                 run.input, stream=True, stream_events=True, yield_run_output=True
             )
         final: Any = None
+        release()  # no database connection is held while the model thinks
         for ev in iterator:
             name = getattr(ev, "event", "") or ""
             if time.monotonic() - last_poll > CANCEL_POLL_SECONDS:
