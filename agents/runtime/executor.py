@@ -329,7 +329,6 @@ class Execution:
                 finished_at=timezone.now(),
                 error="Cancelled by the user." if self.cancelled else "",
             )
-            self._settle(status)
             done = self.events.stage(
                 "done",
                 {
@@ -342,6 +341,7 @@ class Execution:
                 },
             )
             self.events.flush()
+            self._settle(status)  # last: it locks the organization's balance row until the commit
         self.events.result = {
             "session_id": run.session_id,
             "status": status,

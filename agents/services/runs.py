@@ -63,7 +63,6 @@ def run_create(
             input=text,
             source=source,
         )
-        _reserve_credits(run=run, version=version)
         if session is not None:
             Message.objects.create(
                 organization_id=agent.organization_id,
@@ -78,6 +77,9 @@ def run_create(
         # Activity is shown to the minute: skip the write when it is that fresh already.
         if agent.last_activity_at is None or (now - agent.last_activity_at).total_seconds() > 60:
             Agent.objects.filter(pk=agent.pk).update(last_activity_at=now)
+        # Last: the reservation locks the organization's balance row until the commit, and every run
+        # of the organization passes through that row.
+        _reserve_credits(run=run, version=version)
         if enqueue:
             transaction.on_commit(lambda: execute_run.delay(run.pk))
     return run
