@@ -396,7 +396,7 @@ def test_low_selectivity_stays_exact_even_above_the_row_cap(recall_data, db, mon
 def test_migrations_build_one_hnsw_index_per_dimension_with_the_tuned_graph(db):
     # m 24 / ef_construction 100: what bench/bench_search.py measured at 1M chunks (knowledge 0005).
     with connection.cursor() as cursor:
-        cursor.execute("SELECT relname, reloptions FROM pg_class WHERE relname LIKE 'chunk_embedding_hnsw_%%'")
+        cursor.execute("SELECT relname, reloptions FROM pg_class WHERE relname LIKE 'chunk_embedding_hnsw_%'")
         indexes = dict(cursor.fetchall())
     assert set(indexes) == {f"chunk_embedding_hnsw_{dim}" for dim in (384, 768, 1024, 1536)}
     for options in indexes.values():
