@@ -241,6 +241,17 @@ def test_stats_partial_has_the_counts(alice_client, kb, alice):
     assert body.lstrip().startswith('<dl id="kb-stats"') and 'data-testid="stat-ready">1<' in body
 
 
+def test_stats_poll_while_a_document_is_unsettled_and_stop_once_all_are(alice_client, kb, alice):
+    document = ingest.document_add_text(kb=kb, by=alice, title="Notes", text=TEXT)  # queued, not run
+
+    polling = alice_client.get(f"/knowledge/{kb.pk}/stats/", HTTP_HX_REQUEST="true").content.decode()
+    _ready(document)
+    settled = alice_client.get(f"/knowledge/{kb.pk}/stats/", HTTP_HX_REQUEST="true").content.decode()
+
+    assert "every 3s" in polling and 'data-testid="stat-ready">0<' in polling
+    assert "every 3s" not in settled and 'data-testid="stat-ready">1<' in settled
+
+
 def test_delete_document(alice_client, kb, alice):
     document = _ready(ingest.document_add_text(kb=kb, by=alice, title="Notes", text=TEXT))
 
