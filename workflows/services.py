@@ -174,6 +174,11 @@ def workflow_archive(*, workflow: Workflow, by: User | None) -> Workflow:
 
 
 def workflow_restore(*, workflow: Workflow, by: User | None) -> Workflow:
+    """Back from the archive; it counts against the plan's workflow limit again (402 when full)."""
+    if workflow.status == Workflow.Status.ARCHIVED:
+        from billing import limits
+
+        limits.check(workflow.organization_id, "workflows")
     workflow.status = Workflow.Status.ACTIVE if workflow.published_version_id else Workflow.Status.DRAFT
     workflow.save(update_fields=["status", "updated_at"])
     if workflow.published_version_id:

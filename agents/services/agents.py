@@ -238,8 +238,12 @@ def agent_archive(*, agent: Agent) -> Agent:
 
 
 def agent_restore(*, agent: Agent) -> Agent:
-    """Back from the archive: active if it has a published version, else a draft."""
+    """Back from the archive: active if it has a published version, else a draft. It counts against
+    the plan's agent limit again, so a full plan refuses it (402) as it refuses a new agent."""
     if agent.is_archived:
+        from billing import limits
+
+        limits.check(agent.organization_id, "agents")
         agent.status = Agent.Status.ACTIVE if agent.published_version_id else Agent.Status.DRAFT
         agent.save(update_fields=["status", "updated_at"])
     return agent

@@ -149,7 +149,10 @@ def archive(request: AuthedHttpRequest, agent_id: int) -> HttpResponse:
 def restore(request: AuthedHttpRequest, agent_id: int) -> HttpResponse:
     agent = agent_or_404(request, agent_id)
     if agent.is_archived:
-        services.agent_restore(agent=agent)
+        try:
+            services.agent_restore(agent=agent)
+        except ServiceError as exc:
+            return service_error_response(request, exc, f"/agents/{agent.pk}/settings/")
         messages.success(request, f"{agent.name} is back.")
     return redirect("agents_settings", agent_id=agent.pk)
 

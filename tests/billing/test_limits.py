@@ -92,6 +92,42 @@ def test_cloning_counts_as_creating(free_org, dana):
     assert free_org.agents.count() == 3
 
 
+def test_restoring_an_archived_agent_counts_against_a_full_plan(free_org, dana):
+    first, *_ = make_agents(free_org, dana, 3)
+    agents.agent_archive(agent=first)
+    agents.agent_create(org=free_org, by=dana, name="Replacement")  # the plan is full again
+
+    response = as_user(dana).post(f"/api/v1/agents/{first.pk}/restore", {}, format="json")
+
+    assert_envelope(response, 402, "plan_limit")
+    first.refresh_from_db()
+    assert first.is_archived
+
+
+def test_restore_page_shows_the_limit_and_keeps_the_agent_archived(client, free_org, dana):
+    first, *_ = make_agents(free_org, dana, 3)
+    agents.agent_archive(agent=first)
+    agents.agent_create(org=free_org, by=dana, name="Replacement")
+
+    response = _login(client, dana, free_org).post(f"/agents/{first.pk}/restore/", follow=True)
+
+    page = html.unescape(response.content.decode())
+    assert "The Free plan allows 3 agents" in page and UPGRADE in page
+    first.refresh_from_db()
+    assert first.is_archived
+
+
+def test_restoring_with_room_left_works(free_org, dana):
+    first, *_ = make_agents(free_org, dana, 3)
+    agents.agent_archive(agent=first)
+
+    response = as_user(dana).post(f"/api/v1/agents/{first.pk}/restore", {}, format="json")
+
+    assert response.status_code == 200, response.content
+    first.refresh_from_db()
+    assert not first.is_archived
+
+
 def test_builder_form_shows_the_limit_beside_the_form(client, free_org, dana):
     make_agents(free_org, dana, 3)
     from tests.agents.test_views_builder import _form
@@ -174,6 +210,20 @@ def test_archived_workflows_do_not_count(free_org, dana):
     workflows.workflow_archive(workflow=first, by=dana)
 
     assert workflows.workflow_create(org=free_org, by=dana, name="Flow 3")
+
+
+def test_restoring_an_archived_workflow_counts_against_a_full_plan(free_org, dana):
+    first = workflows.workflow_create(org=free_org, by=dana, name="Flow 1")
+    workflows.workflow_create(org=free_org, by=dana, name="Flow 2")
+    workflows.workflow_archive(workflow=first, by=dana)
+    workflows.workflow_create(org=free_org, by=dana, name="Flow 3")
+
+    response = as_user(dana).post(f"/api/v1/workflows/{first.pk}/restore", {}, format="json")
+
+    body = assert_envelope(response, 402, "plan_limit")
+    assert "The Free plan allows 2 workflows" in body["detail"]
+    first.refresh_from_db()
+    assert first.status == "archived"
 
 
 # ------------------------------------------------------------ api keys
