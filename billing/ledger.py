@@ -146,8 +146,30 @@ def post(
 
 
 def _this_month() -> str:
-    """The month budget alerts are keyed by (as billing.limits.month_start counts months)."""
-    return timezone.localtime(timezone.now(), timezone.get_default_timezone()).strftime("%Y-%m")
+    """The month budget alerts are keyed by (billing.caps marks `budget_alerted_month` with it)."""
+    from billing.limits import month_start  # limits imports this module
+
+    return month_start().strftime("%Y-%m")
+
+
+# Whether a low-balance or budget alert may be due, read off the account row `a` an UPDATE has just
+# written, so the alert task is queued only then, not after every debit (the task decides for real).
+_ALERT_MAY_BE_DUE = (
+    "(a.balance < a.low_balance_threshold AND NOT a.low_balance_notified) "
+    "OR (a.monthly_budget IS NOT NULL AND a.budget_alerted_month <> %s)"
+)
+# Params: amount, org, amount, month. Applies `amount` only if the balance stays >= 0.
+_MOVE_SQL = (
+    "UPDATE billing_billingaccount a SET balance = a.balance + %s, updated_at = now() "  # noqa: S608  # nosec B608 - constant SQL
+    "WHERE a.organization_id = %s AND a.balance + %s >= 0 RETURNING a.balance, " + _ALERT_MAY_BE_DUE
+)
+# Params: released, usage, released, org, org, month. The subquery locks the row and reads the balance
+# before; the usage takes what there is.
+_SETTLE_SQL = (
+    "UPDATE billing_billingaccount a SET balance = old.balance + %s - LEAST(%s, old.balance + %s), "  # noqa: S608  # nosec B608 - constant SQL
+    "updated_at = now() FROM (SELECT balance FROM billing_billingaccount WHERE organization_id = %s "
+    "FOR UPDATE) old WHERE a.organization_id = %s RETURNING old.balance, a.balance, " + _ALERT_MAY_BE_DUE
+)
 
 
 def _move_balance(org_id: int, amount: Decimal, allow_partial: bool) -> tuple[Decimal, Decimal, bool] | None:
@@ -163,15 +185,7 @@ def _move_balance(org_id: int, amount: Decimal, allow_partial: bool) -> tuple[De
             if current is None:
                 return None
             amount = -min(q(current[0]), -amount)
-        # Whether a low-balance or budget alert may be due comes back with the new balance, so the
-        # alert task is queued only then, not after every debit.
-        cursor.execute(
-            "UPDATE billing_billingaccount SET balance = balance + %s, updated_at = now() "
-            "WHERE organization_id = %s AND balance + %s >= 0 RETURNING balance, "
-            "(balance < low_balance_threshold AND NOT low_balance_notified) "
-            "OR (monthly_budget IS NOT NULL AND budget_alerted_month <> %s)",
-            [amount, org_id, amount, _this_month()],
-        )
+        cursor.execute(_MOVE_SQL, [amount, org_id, amount, _this_month()])
         row = cursor.fetchone()
     if row is None:
         return None
@@ -245,15 +259,7 @@ def _settle_at_once(
         return ZERO
     try:
         with transaction.atomic(), connection.cursor() as cursor:
-            # The subquery locks the row and reads the balance before; usage takes what there is.
-            cursor.execute(
-                "UPDATE billing_billingaccount a SET balance = old.balance + %s - LEAST(%s, old.balance + %s), "
-                "updated_at = now() FROM (SELECT balance FROM billing_billingaccount WHERE organization_id = %s "
-                "FOR UPDATE) old WHERE a.organization_id = %s RETURNING old.balance, a.balance, "
-                "(a.balance < a.low_balance_threshold AND NOT a.low_balance_notified) "
-                "OR (a.monthly_budget IS NOT NULL AND a.budget_alerted_month <> %s)",
-                [released, max(usage, ZERO), released, org_id, org_id, _this_month()],
-            )
+            cursor.execute(_SETTLE_SQL, [released, max(usage, ZERO), released, org_id, org_id, _this_month()])
             row = cursor.fetchone()
             if row is None:
                 return None
