@@ -104,11 +104,14 @@ class EventWriter:
         self._pending: list[RunEvent] = []
         self._oldest = 0.0
 
-    def emit(self, type: str, payload: dict[str, Any] | None = None) -> RunEvent:
+    def _next(self, type: str, payload: dict[str, Any] | None) -> RunEvent:
         self.seq += 1
-        event = RunEvent(
+        return RunEvent(
             run_id=self.run_id, seq=self.seq, type=type, payload=payload or {}, created_at=timezone.now()
         )
+
+    def emit(self, type: str, payload: dict[str, Any] | None = None) -> RunEvent:
+        event = self._next(type, payload)
         if type in BATCHED_TYPES:
             if not self._pending:
                 self._oldest = time.monotonic()
@@ -118,22 +121,18 @@ class EventWriter:
         else:
             self.flush()
             event.save(force_insert=True)
-        publish(self.run_id, event.as_dict())
-        if type == "done":
-            done_signal(self.run_id, str(event.payload.get("status", "")), self.result)
+        self.announce(event)
         return event
 
     def stage(self, type: str, payload: dict[str, Any] | None = None) -> RunEvent:
         """Number an event and queue its row for the next flush, without sending it: for an event
         written inside a transaction and announced (`announce`) once that commits."""
-        self.seq += 1
-        event = RunEvent(
-            run_id=self.run_id, seq=self.seq, type=type, payload=payload or {}, created_at=timezone.now()
-        )
+        event = self._next(type, payload)
         self._pending.append(event)
         return event
 
     def announce(self, event: RunEvent) -> None:
+        """Send it to live clients; "done" also wakes whoever waits for the run's answer."""
         publish(self.run_id, event.as_dict())
         if event.type == "done":
             done_signal(self.run_id, str(event.payload.get("status", "")), self.result)
