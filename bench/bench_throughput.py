@@ -55,7 +55,9 @@ def main() -> None:
     from bench.stack import stack, summary
 
     concurrency = int(os.environ.get("BENCH_WORKER_CONCURRENCY", "200"))
-    with stack(first_token_ms=ANSWER_MS, worker_concurrency=concurrency) as (base, seeded, llm):
+    workers = int(os.environ.get("BENCH_WORKERS", "1"))
+    running = stack(first_token_ms=ANSWER_MS, worker_concurrency=concurrency, workers=workers)
+    with running as (base, seeded, llm):
         ref_done, ref_err, _ = asyncio.run(
             _load(
                 llm.base_url + "/chat/completions",
@@ -75,7 +77,7 @@ def main() -> None:
         s = summary(lat)
         print(
             f"\nThroughput: {CLIENTS} concurrent clients for {SECONDS:.0f} s, fake LLM answers in {ANSWER_MS} ms, "
-            f"run worker with {concurrency} threads"
+            f"{workers} run worker(s) with {concurrency} threads each"
         )
         print(f"{'path':<36}{'runs/s':>10}{'errors':>8}{'p50 ms':>10}{'p95 ms':>10}")
         print(f"{'direct to the fake LLM (ceiling)':<36}{ref_done / SECONDS:>10.1f}{ref_err:>8}")

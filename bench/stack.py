@@ -110,6 +110,7 @@ def stack(
     worker_concurrency: int = 8,
     web: bool = True,
     worker: bool = True,
+    workers: int = 1,
 ):
     """Yields (base_url, seeded, fake_llm). Django in this process is configured for the bench DB."""
     from bench.fake_llm import FakeLLMProcess
@@ -151,7 +152,7 @@ def stack(
     log_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     try:
-        if worker:
+        for n in range(workers if worker else 0):
             procs.append(
                 subprocess.Popen(  # noqa: S603
                     [
@@ -172,10 +173,12 @@ def stack(
                         "--without-mingle",
                         "--without-gossip",
                         "--without-heartbeat",
+                        "-n",
+                        f"bench{n}@%h",
                     ],
                     cwd=ROOT,
                     env=env,
-                    stdout=open(log_dir / "worker.log", "wb"),  # noqa: SIM115 - the child owns it
+                    stdout=open(log_dir / f"worker{n or ''}.log", "wb"),  # noqa: SIM115 - the child owns it
                     stderr=subprocess.STDOUT,
                 )
             )  # noqa: SIM115

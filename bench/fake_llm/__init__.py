@@ -9,8 +9,9 @@ against it:
   ``response_format``, ``usage``, ``stream_options.include_usage``)
 * ``POST /v1/embeddings`` (deterministic feature-hashing bag of words with a
   small synonym map; ``float`` and ``base64`` encodings)
-* ``GET  /_stats``, ``POST /_reset``, ``GET /_requests`` (recent request
-  bodies), ``GET|POST /_config`` (runtime knobs) — test helpers
+* ``GET  /_stats`` (call counts, and ``connections``: distinct client TCP
+  connections that made API calls), ``POST /_reset``, ``GET /_requests``
+  (recent request bodies), ``GET|POST /_config`` (runtime knobs) — test helpers
 
 Every route is also served without the ``/v1`` prefix. Any ``Authorization``
 header (or none) is accepted.

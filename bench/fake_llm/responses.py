@@ -74,6 +74,7 @@ async def api_body(request: web.Request, key: str, problem: Callable[[Any], str 
     """
     state = request.app[STATE_KEY]
     state.count(key)
+    state.connection(request)
     try:
         body = await read_json(request)
     except ValueError:

@@ -25,6 +25,7 @@ class FakeLLMState:
     total: int = 0
     streams: int = 0
     errors: int = 0
+    peers: set[Any] = field(default_factory=set)  # client (host, port) pairs: one per TCP connection
     requests: collections.deque[dict[str, Any]] = field(default_factory=collections.deque)
     _error_attempts: dict[tuple[str, int], int] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=itertools.count)
@@ -37,6 +38,10 @@ class FakeLLMState:
         c = self.counts
         c[key] = c.get(key, 0) + 1
 
+    def connection(self, request: web.Request) -> None:
+        if request.transport is not None:
+            self.peers.add(request.transport.get_extra_info("peername"))
+
     def record(self, request: web.Request, key: str, body: Any) -> None:
         if self.record_requests > 0:
             self.requests.append({"endpoint": key, "headers": dict(request.headers), "body": body})
@@ -47,12 +52,14 @@ class FakeLLMState:
             "endpoints": dict(self.counts),
             "streams": self.streams,
             "errors": self.errors,
+            "connections": len(self.peers),
         }
 
     def reset(self) -> None:
         self.counts.clear()
         self.total = self.streams = self.errors = 0
         self.requests.clear()
+        self.peers.clear()
         self._error_attempts.clear()
 
 

@@ -555,10 +555,12 @@ def test_stats_and_reset(srv, client):
         "POST /v1/embeddings": 1,
     }
     assert stats["total"] == 4 and stats["streams"] == 1
+    # one keep-alive connection, until the half-read stream was closed; the embeddings call needed another
+    assert stats["connections"] == 2
     assert stats == srv.stats()
     assert srv.requests[-1]["headers"]["Authorization"] == "Bearer any-key"
     urllib.request.urlopen(urllib.request.Request(srv.url + "/_reset", data=b"", method="POST"))
-    assert srv.stats() == {"total": 0, "endpoints": {}, "streams": 0, "errors": 0}
+    assert srv.stats() == {"total": 0, "endpoints": {}, "streams": 0, "errors": 0, "connections": 0}
     assert srv.requests == []
 
 
