@@ -34,6 +34,19 @@ def test_text_reply_streams_deltas_and_saves_the_message(llm, make_agent, alice)
     assert _types(run)[-1] == "done"
 
 
+def test_streamed_runs_reuse_one_connection_to_the_model(llm, make_agent, alice):
+    """openai closes a stream at [DONE], before httpx sees the body end; our transport drains the
+    rest so the next run reuses the connection instead of opening a new TCP (or TLS) one."""
+    agent = make_agent()
+    texts = ["one", "[[latency:1]] two, chunked", "three"]
+
+    runs = [_run(agent, alice, text) for text in texts]
+
+    assert [r.status for r in runs] == [AgentRun.Status.SUCCEEDED] * 3
+    assert llm.stats()["streams"] == 3
+    assert llm.stats()["connections"] == 1
+
+
 def test_calculator_tool_call_round_trip(llm, make_agent, alice):
     agent = make_agent(tools=[{"type": "calculator"}])
 
