@@ -301,16 +301,17 @@ def api_key_create(
         )
     from billing import limits
 
-    limits.check(org, "api_keys")
     prefix, raw = ApiKey.generate()
-    key = ApiKey.objects.create(
-        organization=org,
-        name=name.strip(),
-        prefix=prefix,
-        key_hash=hash_api_key(raw),
-        role=role,
-        created_by=by,
-    )
+    with transaction.atomic():
+        limits.check(org, "api_keys")  # held until the key is committed: two requests can't both fit
+        key = ApiKey.objects.create(
+            organization=org,
+            name=name.strip(),
+            prefix=prefix,
+            key_hash=hash_api_key(raw),
+            role=role,
+            created_by=by,
+        )
     audit_log_record(
         action="api_key.created", actor=by, organization=org, target=key, request=request, prefix=prefix
     )

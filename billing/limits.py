@@ -3,13 +3,18 @@ an organization's plan allows, and the check every creating service calls first.
 
 `check()` refuses with a `PlanLimitReached` (a `ServiceError`, 402 `plan_limit`), so the API and the
 pages show the same message with its upgrade link. A limit that is missing or null is unlimited.
+
+Called inside the transaction that creates the resource, `check()` holds a transaction-level advisory
+lock on (resource, organization) until the commit, so two requests cannot both take the last slot.
 """
 
 from __future__ import annotations
 
+import zlib
 from datetime import datetime
 from typing import Any
 
+from django.db import connection
 from django.db.models import Sum
 from django.urls import reverse
 from django.utils import timezone
@@ -102,15 +107,26 @@ def _over(used: float | int, adding: float | int, limit: int) -> bool:
     return used + adding > limit or (adding == 0 and used >= limit)
 
 
+def _lock(org_id: int, resource: str) -> None:
+    """Serialize creations of one resource in one organization until the transaction ends (a no-op
+    outside a transaction, where there is nothing to hold it for)."""
+    if not connection.in_atomic_block:
+        return
+    space = zlib.crc32(f"plan-limit:{resource}".encode()) & 0x7FFFFFFF
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [space, org_id])
+
+
 def check(org: Any, resource: str, *, adding: float | int = 1) -> None:
     """Refuse (PlanLimitReached, 402) when creating `adding` more of a resource would pass the plan's
-    limit. kb_storage_mb counts in MB."""
+    limit. kb_storage_mb counts in MB. Call it inside the transaction that creates the resource."""
     if resource not in RESOURCES:
         raise ValueError(f"unknown plan resource {resource!r}")
     account = account_for(org)
     limit = account.plan.limit(resource)
     if limit is None:
         return
+    _lock(account.organization_id, resource)
     used = usage(account.organization_id, resource)
     if _over(used, adding, limit):
         raise PlanLimitReached(

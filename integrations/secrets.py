@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from django.db import transaction
+
 from accounts.models import Organization, User
 from accounts.services import ServiceError
 from integrations.models import Secret
@@ -17,15 +19,16 @@ def secret_set(*, org: Organization, name: str, value: str, by: User | None) -> 
         raise ServiceError("Secret names use letters, digits, - and _ (up to 64).", code="invalid")
     if not value:
         raise ServiceError("The secret value is empty.", code="invalid")
-    if not Secret.objects.for_org(org).filter(name=name).exists():
-        from billing import limits
+    with transaction.atomic():
+        if not Secret.objects.for_org(org).filter(name=name).exists():
+            from billing import limits
 
-        limits.check(org, "integrations")  # a new secret counts against the plan; an update does not
-    secret, _ = Secret.objects.update_or_create(
-        organization=org,
-        name=name,
-        defaults={"encrypted_value": vault_encrypt(value), "hint": mask(value), "created_by": by},
-    )
+            limits.check(org, "integrations")  # a new secret counts against the plan; an update does not
+        secret, _ = Secret.objects.update_or_create(
+            organization=org,
+            name=name,
+            defaults={"encrypted_value": vault_encrypt(value), "hint": mask(value), "created_by": by},
+        )
     return secret
 
 

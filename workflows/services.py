@@ -63,8 +63,8 @@ def workflow_create(
         raise ServiceError("Give the workflow a name.", code="name_required")
     from billing import limits
 
-    limits.check(org, "workflows")
     with transaction.atomic():
+        limits.check(org, "workflows")  # held until the commit: two requests cannot both take the last slot
         workflow = Workflow.objects.create(
             organization=org, name=name[:100], description=(description or "")[:500], created_by=by
         )
@@ -175,14 +175,15 @@ def workflow_archive(*, workflow: Workflow, by: User | None) -> Workflow:
 
 def workflow_restore(*, workflow: Workflow, by: User | None) -> Workflow:
     """Back from the archive; it counts against the plan's workflow limit again (402 when full)."""
-    if workflow.status == Workflow.Status.ARCHIVED:
-        from billing import limits
+    from billing import limits
 
-        limits.check(workflow.organization_id, "workflows")
-    workflow.status = Workflow.Status.ACTIVE if workflow.published_version_id else Workflow.Status.DRAFT
-    workflow.save(update_fields=["status", "updated_at"])
-    if workflow.published_version_id:
-        schedule.sync(workflow, [t for t in workflow.triggers if t["kind"] == "schedule"])
+    with transaction.atomic():
+        if workflow.status == Workflow.Status.ARCHIVED:
+            limits.check(workflow.organization_id, "workflows")
+        workflow.status = Workflow.Status.ACTIVE if workflow.published_version_id else Workflow.Status.DRAFT
+        workflow.save(update_fields=["status", "updated_at"])
+        if workflow.published_version_id:
+            schedule.sync(workflow, [t for t in workflow.triggers if t["kind"] == "schedule"])
     return workflow
 
 

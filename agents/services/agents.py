@@ -156,7 +156,8 @@ def agent_create(
 ) -> Agent:
     from billing import limits
 
-    limits.check(org, "agents")  # the plan's limit (402 with an upgrade link), for the UI and API alike
+    # The plan's limit (402 with an upgrade link), for the UI and API alike; held until the commit.
+    limits.check(org, "agents")
     agent = Agent.objects.create(
         organization=org, name=name.strip(), slug=_unique_slug(org, name), created_by=by, **fields
     )
@@ -243,9 +244,10 @@ def agent_restore(*, agent: Agent) -> Agent:
     if agent.is_archived:
         from billing import limits
 
-        limits.check(agent.organization_id, "agents")
-        agent.status = Agent.Status.ACTIVE if agent.published_version_id else Agent.Status.DRAFT
-        agent.save(update_fields=["status", "updated_at"])
+        with transaction.atomic():
+            limits.check(agent.organization_id, "agents")
+            agent.status = Agent.Status.ACTIVE if agent.published_version_id else Agent.Status.DRAFT
+            agent.save(update_fields=["status", "updated_at"])
     return agent
 
 

@@ -45,9 +45,8 @@ def run_create(
     from agents.tasks import execute_run
     from billing import limits
 
-    limits.check(agent.organization_id, "runs_per_month")
-
     with transaction.atomic():
+        limits.check(agent.organization_id, "runs_per_month")  # held until the run row is committed
         created_session = False
         if session is None and new_session:
             session = ChatSession.objects.create(

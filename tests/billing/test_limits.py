@@ -352,3 +352,49 @@ def test_unknown_resource_is_a_programming_error(free_org):
 def test_month_start_is_the_first_of_this_month():
     start = limits.month_start()
     assert start.day == 1 and start <= timezone.now() and (start.hour, start.minute) == (0, 0)
+
+
+# ------------------------------------------------------------- concurrency
+
+
+def _race(n, create):
+    """n threads create at the same moment; returns how many were allowed and how many refused."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+
+    start = threading.Barrier(n)
+
+    def attempt(i):
+        try:
+            start.wait()
+            create(i)
+            return "created"
+        except limits.PlanLimitReached:
+            return "refused"
+        finally:
+            connection.close()  # each thread had its own connection
+
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        return sorted(pool.map(attempt, range(n)))
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("resource", ["agents", "workflows", "api_keys"])
+def test_concurrent_creations_cannot_both_take_the_last_slot(resource):
+    owner = UserFactory(email=f"race-{resource}@example.com")
+    org = organization_create(name="Race Co", owner=owner)
+    account_for(org)
+    create = {
+        "agents": lambda i: agents.agent_create(org=org, by=owner, name=f"Agent {i}"),
+        "workflows": lambda i: workflows.workflow_create(org=org, by=owner, name=f"Flow {i}"),
+        "api_keys": lambda i: api_key_create(org=org, name=f"key {i}", by=owner),
+    }[resource]
+    set_limits(org, **{resource: 2})
+    create(-1)  # one slot taken, one left
+
+    outcome = _race(8, create)
+
+    assert outcome == ["created"] + ["refused"] * 7
+    assert limits.usage(org, resource) == 2
