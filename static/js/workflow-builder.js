@@ -453,13 +453,15 @@
 
   // ------------------------------------------------------------ messages and errors
 
-  Builder.prototype.say = function (text, kind) {
+  // actionHtml: the server-rendered way out of a billing refusal (add credits, upgrade), never user text.
+  Builder.prototype.say = function (text, kind, actionHtml) {
     var box = document.getElementById("wf-alerts");
     if (!box || !text) return;
     var div = document.createElement("div");
     div.className = "alert " + (kind === "error" ? "alert-error" : kind === "success" ? "alert-success" : "alert-info");
     div.setAttribute("role", kind === "error" ? "alert" : "status");
-    div.innerHTML = "<span>" + esc(text) + '</span><button type="button" class="ml-auto text-sm" aria-label="Dismiss">✕</button>';
+    var action = actionHtml ? '<span class="shrink-0" data-testid="wf-alert-action">' + actionHtml + "</span>" : "";
+    div.innerHTML = "<span>" + esc(text) + "</span>" + action + '<button type="button" class="ml-auto text-sm" aria-label="Dismiss">✕</button>';
     div.querySelector("button").addEventListener("click", function () {
       div.remove();
     });
@@ -534,7 +536,7 @@
           })
           .then(function (data) {
             if (data.errors) self.showErrors(data.errors);
-            self.say(data.detail, response.ok ? "success" : "error");
+            self.say(data.detail, response.ok ? "success" : "error", response.ok ? null : data.action_html);
             if (response.ok && url !== self.urls.validate) self.saved = JSON.stringify(graph);
             return { ok: response.ok, data: data };
           });

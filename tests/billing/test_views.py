@@ -568,6 +568,35 @@ def test_workflow_runs_page_shows_the_estimate_of_the_published_version(client, 
     assert f'1 agent step reserves about <strong class="text-ink">{expected} credits</strong>' in body
 
 
+@pytest.mark.parametrize(("role", "expected"), [(Role.OWNER, "Add credits"), (Role.MEMBER, "Ask an admin")])
+def test_builder_test_run_at_zero_balance_offers_a_way_to_add_credits(
+    client, alice, bob, fresh, role, expected
+):
+    MembershipFactory(organization=fresh, user=bob, role=Role.MEMBER)
+    writer = gpt_agent(fresh, alice)
+    nodes = [
+        node("start", "trigger", kind="manual"),
+        node("draft", "agent", agent_id=writer.pk, input="{{ input.text }}"),
+        node("out", "end", output="{{ last }}"),
+    ]
+    graph = {"nodes": nodes, "edges": chain("start", "draft", "out")}
+    workflow = wf_services.workflow_create(org=fresh, by=alice, name="Pipeline", graph=graph)
+    _drain(fresh)
+    user = alice if role == Role.OWNER else bob
+
+    response = _login(client, user, fresh).post(
+        f"/workflows/{workflow.pk}/builder/test-run/",
+        json.dumps({"graph": graph, "input": "Hi"}),
+        content_type="application/json",
+    )
+
+    body = response.json()
+    assert response.status_code == 402 and body["code"] == "insufficient_credits"
+    assert "Not enough credits" in body["detail"]
+    assert 'href="/billing/#buy"' in body["action_html"] and expected in body["action_html"]
+    assert not workflow.runs.exists()
+
+
 def test_usage_json_is_for_members_only(client, charlie, fresh, other):
     spend(fresh, "1", "private")
 

@@ -129,3 +129,48 @@ def test_build_three_steps_on_the_canvas_and_watch_a_test_run_succeed(
     steps = page.locator('[data-testid="run-step"]')
     assert steps.count() == 3
     assert [steps.nth(i).get_attribute("data-status") for i in range(3)] == ["succeeded"] * 3
+
+
+def test_a_test_run_refused_for_credits_offers_add_credits_beside_the_message(asgi_server, page, artifacts):
+    from agents import services as agents
+    from billing import ledger
+    from tests.agents.conftest import make_config
+    from tests.workflows.conftest import chain, node
+    from workflows import services as workflows
+
+    owner = UserFactory(email="pat@example.com", name="Pat")
+    org = organization_create(name="Pat Labs", owner=owner)
+    writer = agents.agent_create(
+        org=org,
+        by=owner,
+        name="Writer",
+        config=make_config(model={"provider": "openai", "name": "gpt-4o"}),
+        publish=True,
+    )
+    nodes = [
+        node("start", "trigger", kind="manual"),
+        node("draft", "agent", agent_id=writer.pk, input="{{ input.text }}"),
+        node("out", "end", output="{{ last }}"),
+    ]
+    graph = {"nodes": nodes, "edges": chain("start", "draft", "out")}
+    workflow = workflows.workflow_create(org=org, by=owner, name="Pipeline", graph=graph)
+    ledger.post(org=org, type="usage", amount=-ledger.balance(org), key="drain", description="Used up")
+
+    page.goto(asgi_server + "/accounts/login/")
+    page.fill("input[name=login]", "pat@example.com")
+    page.fill("input[name=password]", PASSWORD)
+    page.get_by_role("button", name="Sign In").click()
+    page.wait_for_url("**/dashboard/")
+    page.goto(f"{asgi_server}/workflows/{workflow.pk}/builder/")
+    page.fill("#wf-test-input", "Hello")
+    page.get_by_role("button", name="▶ Test run").click()
+
+    alert = page.locator("#wf-alerts [role=alert]")
+    alert.wait_for()
+    assert "Not enough credits" in alert.inner_text()
+    link = alert.get_by_role("link", name="Add credits")
+    assert link.get_attribute("href") == "/billing/#buy"
+    page.screenshot(path=str(artifacts / "builder-credits-refusal.png"))
+    assert not WorkflowRun.objects.filter(workflow=workflow).exists()
+    link.click()
+    page.wait_for_url("**/billing/#buy")

@@ -13,6 +13,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponse, JsonResponse
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -20,6 +21,8 @@ from django.views.decorators.http import require_POST
 from accounts.decorators import org_role_required
 from accounts.services import ServiceError
 from accounts.types import AuthedHttpRequest
+from billing.views.common import can_manage
+from billing.views.prompts import is_billing_refusal
 from workflows import services
 from workflows.forms import NODE_FORMS, NodeForm, parse_run_input
 from workflows.graph import CATEGORIES, NODE_TYPES, GraphError, validate_graph
@@ -123,8 +126,16 @@ def _graph_errors(exc: GraphError) -> JsonResponse:
     )
 
 
-def _refused(exc: ServiceError) -> JsonResponse:
-    return JsonResponse({"ok": False, "detail": str(exc), "code": exc.code}, status=exc.status)
+def _refused(request: AuthedHttpRequest, exc: ServiceError) -> JsonResponse:
+    body: dict[str, Any] = {"ok": False, "detail": str(exc), "code": exc.code}
+    if is_billing_refusal(exc):
+        # The same way out the pages offer (add credits, upgrade, see usage), shown beside the message.
+        body["action_html"] = render_to_string(
+            "billing/_prompt_action.html",
+            {"code": exc.code, "can_manage": can_manage(request)},
+            request=request,
+        )
+    return JsonResponse(body, status=exc.status)
 
 
 def _save_if_changed(
@@ -163,7 +174,7 @@ def save(request: AuthedHttpRequest, workflow_id: int) -> JsonResponse:
     except GraphError as exc:
         return _graph_errors(exc)
     except ServiceError as exc:
-        return _refused(exc)
+        return _refused(request, exc)
     message = (
         f"Saved as version {version.number} (draft)."
         if created
@@ -181,7 +192,7 @@ def validate(request: AuthedHttpRequest, workflow_id: int) -> JsonResponse:
     except GraphError as exc:
         return _graph_errors(exc)
     except ServiceError as exc:
-        return _refused(exc)
+        return _refused(request, exc)
     return JsonResponse({"ok": True, "detail": "The workflow is valid."})
 
 
@@ -195,7 +206,7 @@ def publish(request: AuthedHttpRequest, workflow_id: int) -> JsonResponse:
     except GraphError as exc:
         return _graph_errors(exc)
     except ServiceError as exc:
-        return _refused(exc)
+        return _refused(request, exc)
     return JsonResponse(
         {
             "ok": True,
@@ -227,7 +238,7 @@ def test_run(request: AuthedHttpRequest, workflow_id: int) -> JsonResponse:
     except GraphError as exc:
         return _graph_errors(exc)
     except ServiceError as exc:
-        return _refused(exc)
+        return _refused(request, exc)
     return JsonResponse(
         {
             "ok": True,
