@@ -1,0 +1,81 @@
+"""`/ws/runs/<id>/` on its own: a long finished run replays to `done` in batches, and a sequence number
+that never arrives does not hold back what follows it. Rows are written directly, as the worker would."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+
+from agents import services
+from agents.models import AgentRun, RunEvent
+from agents.runtime.events import publish
+from config.asgi import application
+from tests.agents.test_runtime_live import _session_headers
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _run(make_agent, user):
+    return services.run_create(agent=make_agent(), user=user, input="hi", enqueue=False)
+
+
+def _write(run, seqs, final=True):
+    rows = [RunEvent(run=run, seq=s, type="delta", payload={"text": f"{s} "}) for s in seqs]
+    if final:
+        rows.append(RunEvent(run=run, seq=seqs[-1] + 1, type="done", payload={"status": "succeeded"}))
+    RunEvent.objects.bulk_create(rows)
+    AgentRun.objects.filter(pk=run.pk).update(last_seq=rows[-1].seq)
+
+
+async def _open(user, run_id, after=0):
+    headers = await database_sync_to_async(_session_headers)(user)
+    ws = WebsocketCommunicator(application, f"/ws/runs/{run_id}/?after={after}&format=json", headers=headers)
+    connected, _ = await ws.connect()
+    assert connected
+    return ws
+
+
+async def _until_done(ws):
+    events = []
+    while not events or events[-1]["type"] != "done":
+        events.append(json.loads(await ws.receive_from(timeout=10)))
+    assert await ws.receive_output(timeout=5) == {"type": "websocket.close", "code": 1000}
+    return events
+
+
+async def test_a_long_finished_run_replays_every_event_to_done(make_agent, alice):
+    run = await database_sync_to_async(_run)(make_agent, alice)
+    await database_sync_to_async(_write)(run, list(range(1, 4501)))  # more than one replay batch
+
+    events = await _until_done(await _open(alice, run.pk))
+
+    assert [e["seq"] for e in events] == list(range(1, 4502))
+
+
+async def test_a_missing_sequence_number_does_not_hold_back_done(make_agent, alice):
+    run = await database_sync_to_async(_run)(make_agent, alice)
+    await database_sync_to_async(_write)(run, [1, 2], final=False)
+    ws = await _open(alice, run.pk)
+    assert [json.loads(await ws.receive_from(timeout=5))["seq"] for _ in range(2)] == [1, 2]
+
+    # seq 3 was numbered but never written (its writer died); 4 and done are committed and announced.
+    await database_sync_to_async(_write)(run, [4])
+    for row in await database_sync_to_async(list)(
+        RunEvent.objects.filter(run=run, seq__gte=4).order_by("seq")
+    ):
+        publish(run.pk, row.as_dict())
+
+    events = await _until_done(ws)
+    assert [(e["seq"], e["type"]) for e in events] == [(4, "delta"), (5, "done")]
+
+
+async def test_a_finished_run_with_a_hole_replays_past_it_to_done(make_agent, alice):
+    run = await database_sync_to_async(_run)(make_agent, alice)
+    await database_sync_to_async(_write)(run, [1, 2, 4])  # 3 never written; done is 5
+
+    events = await _until_done(await _open(alice, run.pk))
+
+    assert [e["seq"] for e in events] == [1, 2, 4, 5]
