@@ -13,7 +13,7 @@ from typing import Any
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from workflows.engine import CreditsPaused, NodeError, Result, StepContext, Wait
+from workflows.engine.types import CreditsPaused, NodeError, Result, StepContext, Wait
 from workflows.expressions import evaluate, render, render_text
 
 logger = logging.getLogger(__name__)
