@@ -29,7 +29,7 @@ from billing.templatetags.billing_ui import credits
 from tests.agents.conftest import make_config
 from tests.billing.stripe_fake import fake_stripe_fixture, stripe_keys_fixture  # noqa: F401 - fixtures
 from tests.factories import MembershipFactory, UserFactory
-from tests.workflows.conftest import chain, node
+from tests.workflows.conftest import agent_graph
 from workflows import services as wf_services
 
 pytestmark = pytest.mark.django_db
@@ -551,14 +551,7 @@ def test_a_step_paused_for_credits_offers_to_add_some(alice, fresh):
 
 def test_workflow_runs_page_shows_the_estimate_of_the_published_version(client, alice, fresh):
     writer = gpt_agent(fresh, alice)
-    nodes = [
-        node("start", "trigger", kind="manual"),
-        node("draft", "agent", agent_id=writer.pk, input="{{ input.text }}"),
-        node("out", "end", output="{{ last }}"),
-    ]
-    workflow = wf_services.workflow_create(
-        org=fresh, by=alice, name="Pipeline", graph={"nodes": nodes, "edges": chain("start", "draft", "out")}
-    )
+    workflow = wf_services.workflow_create(org=fresh, by=alice, name="Pipeline", graph=agent_graph(writer.pk))
     wf_services.workflow_publish(workflow=workflow, by=alice)
     expected = credits(agent_estimate(writer).credits)
 
@@ -573,13 +566,7 @@ def test_builder_test_run_at_zero_balance_offers_a_way_to_add_credits(
     client, alice, bob, fresh, role, expected
 ):
     MembershipFactory(organization=fresh, user=bob, role=Role.MEMBER)
-    writer = gpt_agent(fresh, alice)
-    nodes = [
-        node("start", "trigger", kind="manual"),
-        node("draft", "agent", agent_id=writer.pk, input="{{ input.text }}"),
-        node("out", "end", output="{{ last }}"),
-    ]
-    graph = {"nodes": nodes, "edges": chain("start", "draft", "out")}
+    graph = agent_graph(gpt_agent(fresh, alice).pk)
     workflow = wf_services.workflow_create(org=fresh, by=alice, name="Pipeline", graph=graph)
     _drain(fresh)
     user = alice if role == Role.OWNER else bob

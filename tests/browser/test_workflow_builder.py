@@ -132,27 +132,14 @@ def test_build_three_steps_on_the_canvas_and_watch_a_test_run_succeed(
 
 
 def test_a_test_run_refused_for_credits_offers_add_credits_beside_the_message(asgi_server, page, artifacts):
-    from agents import services as agents
     from billing import ledger
-    from tests.agents.conftest import make_config
-    from tests.workflows.conftest import chain, node
+    from tests.billing.test_views import gpt_agent
+    from tests.workflows.conftest import agent_graph
     from workflows import services as workflows
 
     owner = UserFactory(email="pat@example.com", name="Pat")
     org = organization_create(name="Pat Labs", owner=owner)
-    writer = agents.agent_create(
-        org=org,
-        by=owner,
-        name="Writer",
-        config=make_config(model={"provider": "openai", "name": "gpt-4o"}),
-        publish=True,
-    )
-    nodes = [
-        node("start", "trigger", kind="manual"),
-        node("draft", "agent", agent_id=writer.pk, input="{{ input.text }}"),
-        node("out", "end", output="{{ last }}"),
-    ]
-    graph = {"nodes": nodes, "edges": chain("start", "draft", "out")}
+    graph = agent_graph(gpt_agent(org, owner).pk)
     workflow = workflows.workflow_create(org=org, by=owner, name="Pipeline", graph=graph)
     ledger.post(org=org, type="usage", amount=-ledger.balance(org), key="drain", description="Used up")
 

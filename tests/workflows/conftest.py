@@ -27,6 +27,16 @@ def chain(*ids, port="out"):
     return [edge(a, b, port) for a, b in zip(ids, ids[1:], strict=False)]
 
 
+def agent_graph(agent_id):
+    """trigger -> one agent step -> end: the smallest workflow that spends credits."""
+    nodes = [
+        node("start", "trigger", kind="manual"),
+        node("draft", "agent", agent_id=agent_id, input="{{ input.text }}"),
+        node("out", "end", output="{{ last }}"),
+    ]
+    return {"nodes": nodes, "edges": chain("start", "draft", "out")}
+
+
 @pytest.fixture
 def make_workflow(acme, alice):
     def make(nodes, edges, name="Flow", publish=True, org=None, by=None):
