@@ -6,8 +6,9 @@ the consumer is exact:
   anything published meanwhile arrives live and is deduplicated;
 - nothing is sent twice, and a gap in the live stream is filled from the table before anything later
   goes out;
-- a number that never shows up (its writer died before committing) is skipped after a few short
-  retries rather than holding back everything after it, `done` included;
+- a number that never shows up (its writer died before committing) does not hold back what follows
+  it: `done` always gets through, and sockets whose gaps can be for good (`skip_unfilled_gaps`)
+  move past one after a few short retries;
 - the socket closes after `done`.
 
 `?format=json` sends each event as JSON; without it, subclasses render HTML fragments for htmx-ws.
@@ -35,6 +36,10 @@ class SequencedEventsConsumer(AsyncWebsocketConsumer):
     `deliver(message["event"])`."""
 
     event_model: type[Model]
+    # After the retries, move past a gap that stays (parallel writers commit out of order, and a
+    # number can stay unused). False: a live event behind a gap waits for a later notice instead,
+    # for runs whose single writer fills every gap, only late (batched token deltas).
+    skip_unfilled_gaps = True
 
     async def load(self, user: Any) -> Any | None:
         raise NotImplementedError
@@ -82,16 +87,20 @@ class SequencedEventsConsumer(AsyncWebsocketConsumer):
 
     async def deliver(self, event: dict[str, Any]) -> None:
         async with self.lock:
-            await self._catch_up_to(event)
+            # After `done` nothing more is written, so a hole before it is for good.
+            await self._catch_up_to(event, skip=self.skip_unfilled_gaps or event["type"] == "done")
 
-    async def _catch_up_to(self, event: dict[str, Any]) -> None:
+    async def _catch_up_to(self, event: dict[str, Any], *, skip: bool) -> None:
+        """Send `event` once everything before it is sent. A gap is filled from the table (with a few
+        short retries); if it stays, `skip` moves past it, else the event waits for a later notice."""
         seq = int(event["seq"])
         if seq <= self.last_sent:
             return
         if seq > self.last_sent + 1:
             await self._send_from_table(until=seq - 1)
         if seq > self.last_sent + 1:
-            # Still a hole after the retries: send what the table has and move past the rest.
+            if not skip:
+                return  # the missing rows are still on their way: the next notice tries again
             for missed in await self._events_after(self.last_sent, seq - 1):
                 await self._send(missed)
         await self._send(event)
@@ -111,10 +120,14 @@ class SequencedEventsConsumer(AsyncWebsocketConsumer):
                     if len(events) < REPLAY_BATCH:
                         return
                     continue
-                if len(events) < REPLAY_BATCH and events[-1]["type"] != "done":
+                finished = any(e["type"] == "done" for e in pending)
+                if not finished and not (self.skip_unfilled_gaps and len(events) == REPLAY_BATCH):
                     return  # a hole in a live run: the missing row's notice, or a later one, fills it
                 # A finished run (or a long backlog) behind a hole: wait briefly, then move past it.
-                await self._catch_up_to(pending[0])
+                before = self.last_sent
+                await self._catch_up_to(pending[0], skip=True)
+                if self.last_sent == before:
+                    return
             return
         for _attempt in range(GAP_RETRIES):
             await self._send_contiguous(await self._events_after(self.last_sent, until))

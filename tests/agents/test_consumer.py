@@ -79,3 +79,23 @@ async def test_a_finished_run_with_a_hole_replays_past_it_to_done(make_agent, al
     events = await _until_done(await _open(alice, run.pk))
 
     assert [e["seq"] for e in events] == [1, 2, 4, 5]
+
+
+async def test_a_live_delta_ahead_of_an_unflushed_gap_waits_and_nothing_is_lost(make_agent, alice):
+    """Deltas reach the table in batches while their notices go out at once: a gap in a running
+    agent run is late, not lost, so the socket waits for it instead of moving past it."""
+    run = await database_sync_to_async(_run)(make_agent, alice)
+    await database_sync_to_async(_write)(run, [1], final=False)
+    ws = await _open(alice, run.pk)
+    assert json.loads(await ws.receive_from(timeout=5))["seq"] == 1
+
+    publish(run.pk, {"seq": 3, "type": "delta", "payload": {"text": "3 "}, "at": ""})  # 2 not flushed yet
+    assert await ws.receive_nothing(timeout=0.6)  # longer than the gap retries
+
+    await database_sync_to_async(_write)(run, [2, 3, 4], final=False)
+    publish(run.pk, {"seq": 4, "type": "delta", "payload": {"text": "4 "}, "at": ""})
+    await database_sync_to_async(_write)(run, [5])
+    publish(run.pk, {"seq": 6, "type": "done", "payload": {"status": "succeeded"}, "at": ""})
+
+    events = await _until_done(ws)
+    assert [e["seq"] for e in events] == [2, 3, 4, 5, 6]
