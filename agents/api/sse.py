@@ -3,6 +3,8 @@
 The same rules as the websocket consumer: the table is the record and the group only notifies. We join
 the group first, then read the table, and send strictly in sequence: a live notice that arrives ahead
 of a gap is held until the table fills the gap (token deltas reach the table in small batches).
+A long run is read in batches one after the other, and once `done` (written last) is there, a gap the
+table still has is for good and is passed over.
 """
 
 from __future__ import annotations
@@ -60,6 +62,15 @@ def _events_after(run_id: int, after: int) -> list[dict[str, Any]]:
     ]
 
 
+@sync_to_async
+def _finished(run_id: int) -> bool:
+    return RunEvent.objects.filter(run_id=run_id, type="done").exists()
+
+
+def _has_done(held: dict[int, dict[str, Any]]) -> bool:
+    return any(e["type"] == "done" for e in held.values())
+
+
 async def _receive(layer: Any, channel: str | None, timeout: float) -> dict[str, Any] | None:
     if layer is None or channel is None:
         await asyncio.sleep(min(timeout, GAP_POLL_SECONDS))
@@ -87,10 +98,13 @@ async def run_event_stream(run_id: int, after: int = 0, prelude: str = "") -> As
     started = last_output = time.monotonic()
     try:
         while time.monotonic() - started < STREAM_MAX_SECONDS:
+            table_read, more = need_table, False
             if need_table:
-                for event in await _events_after(run_id, last):
+                rows = await _events_after(run_id, last)
+                for event in rows:
                     held.setdefault(event["seq"], event)
                 need_table = False
+                more = len(rows) == BATCH  # a long run: read on at once rather than wait for a notice
             while last + 1 in held:
                 event = held.pop(last + 1)
                 last = event["seq"]
@@ -99,6 +113,13 @@ async def run_event_stream(run_id: int, after: int = 0, prelude: str = "") -> As
                 if event["type"] == "done":
                     return
             held = {seq: e for seq, e in held.items() if seq > last}
+            if held and table_read and (_has_done(held) or (more and await _finished(run_id))):
+                last = min(held) - 1  # `done` is written last: a gap the table still has is for good
+                need_table = more
+                continue
+            if more and not held:
+                need_table = True
+                continue
             if held or layer is None:
                 need_table = True  # something is missing: read the table again soon
             notice = await _receive(layer, channel, GAP_POLL_SECONDS if need_table else KEEPALIVE_SECONDS)

@@ -360,3 +360,29 @@ async def test_sse_holds_a_live_event_until_the_table_fills_the_gap(make_agent, 
 
     ids = [chunk.decode().split("\n", 1)[0] for chunk in received]
     assert ids == ["id: 1", "id: 2", "id: 3", "id: 4"]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_sse_replays_a_long_finished_run_at_once_and_past_a_gap_that_stays(make_agent, alice):
+    """More rows than one read (500) come in one go, not one read per keepalive; and a number that
+    was never written does not hold back `done`, which is written after everything else."""
+    import time
+
+    from agents.api.sse import run_event_stream
+
+    run = await sync_to_async(lambda: services.run_create(agent=make_agent(), user=alice, input="hi"))()
+    seqs = [s for s in range(1, 1301) if s != 700]  # 700 never written: its writer died
+
+    def write():
+        rows = [RunEvent(run_id=run.pk, seq=s, type="delta", payload={"text": "x"}) for s in seqs]
+        rows.append(RunEvent(run_id=run.pk, seq=1301, type="done", payload={"status": "succeeded"}))
+        RunEvent.objects.bulk_create(rows)
+
+    await sync_to_async(write)()
+    started = time.monotonic()
+
+    chunks = [chunk async for chunk in run_event_stream(run.pk)]
+
+    assert time.monotonic() - started < 5  # a keepalive wait per read would take 15 s each
+    ids = [int(chunk.decode().split("\n", 1)[0].removeprefix("id: ")) for chunk in chunks]
+    assert ids == [*seqs, 1301]
