@@ -21,6 +21,7 @@ from django.conf import settings
 
 from accounts.models import Organization
 from accounts.services import ServiceError
+from agents.runtime.transport import KeepAliveAfterDone
 
 
 @dataclass(frozen=True)
@@ -308,60 +309,6 @@ def _transport_for(creds: Credentials) -> httpx.BaseTransport:
     from integrations.safe_http import guarded_transport
 
     return KeepAliveAfterDone(guarded_transport())
-
-
-class _DrainAfterDone(httpx.SyncByteStream):
-    """A streamed response body that, closed right after the SSE `[DONE]` event, reads the little
-    left (the chunked terminator, or nothing) so the connection goes back to the pool."""
-
-    MAX_TAIL = 64 * 1024
-
-    def __init__(self, inner: httpx.SyncByteStream) -> None:
-        self.inner = inner
-        self.chunks = iter(inner)
-        self.done = False
-        self.tail = b""
-
-    def __iter__(self) -> Any:
-        for chunk in self.chunks:
-            window = self.tail + chunk  # "[DONE]" may straddle two chunks
-            self.done = self.done or b"data: [DONE]" in window
-            self.tail = window[-16:]
-            yield chunk
-
-    def close(self) -> None:
-        if self.done:
-            left = 0
-            with contextlib.suppress(Exception):  # a broken tail just means no reuse
-                for chunk in self.chunks:
-                    left += len(chunk)
-                    if left > self.MAX_TAIL:
-                        break
-        self.inner.close()
-
-
-class KeepAliveAfterDone(httpx.BaseTransport):
-    """Keeps model connections alive between calls.
-
-    The openai client stops reading a stream at `data: [DONE]` and closes the response before the
-    transport has seen the body's end, so httpx drops the connection: every streamed call then
-    opened a new TCP (and TLS) connection. A stream closed before `[DONE]` (a cancelled run) still
-    closes its connection, which is what stops the provider.
-    """
-
-    def __init__(self, inner: httpx.BaseTransport) -> None:
-        self.inner = inner
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        response = self.inner.handle_request(request)
-        if response.headers.get("content-type", "").startswith("text/event-stream") and isinstance(
-            response.stream, httpx.SyncByteStream
-        ):
-            response.stream = _DrainAfterDone(response.stream)
-        return response
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 def build_model(*, creds: Credentials, model: str, temperature: float, max_tokens: int | None) -> Any:
