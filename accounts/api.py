@@ -173,7 +173,7 @@ def _actor(request: Request, ctx: OrgContext) -> dict[str, object]:
     """Who acts, for the services. An API key acts as its creator, capped at the key's own role,
     and only while that creator is still a member."""
     user = request.user
-    if not user.pk or ctx.org.role_of(user) is None:
+    if not user.pk or ctx.member_role(user) is None:
         raise PermissionDenied(
             "This API key's creator is no longer a member; use a key from a current admin."
         )

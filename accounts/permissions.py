@@ -23,6 +23,18 @@ class OrgContext:
     role: str
     api_key: ApiKey | None = None
 
+    def member_role(self, user: object) -> str | None:
+        """The user's role in this organization (None: not a member). For an API key's creator it
+        was read with the key, in the same query."""
+        key = self.api_key
+        if (
+            key is not None
+            and getattr(user, "pk", None) == key.created_by_id
+            and hasattr(key, "creator_role")
+        ):
+            return key.creator_role  # type: ignore[no-any-return]
+        return self.org.role_of(user)  # type: ignore[arg-type]
+
 
 def _lookup_header_org(value: str) -> dict[str, object]:
     pk = as_pk(value)

@@ -343,7 +343,18 @@ def api_key_authenticate(*, raw: str) -> ApiKey | None:
     parts = raw.split("_", 2)
     if len(parts) != 3 or parts[0] != "aos" or not parts[1] or not parts[2]:
         return None
-    key = ApiKey.objects.select_related("organization", "created_by").filter(prefix=parts[1]).first()
+    from django.db.models import OuterRef, Subquery
+
+    # The creator's current role comes with the key: requests acting as the creator need no second query.
+    creator_role = Membership.objects.filter(
+        organization_id=OuterRef("organization_id"), user_id=OuterRef("created_by_id")
+    ).values("role")[:1]
+    key = (
+        ApiKey.objects.select_related("organization", "created_by")
+        .annotate(creator_role=Subquery(creator_role))
+        .filter(prefix=parts[1])
+        .first()
+    )
     if key is None or key.revoked_at is not None:
         return None
     if not hmac.compare_digest(key.key_hash, hash_api_key(raw)):

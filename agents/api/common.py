@@ -63,7 +63,7 @@ def acting_user(request: Request, ctx: OrgContext) -> User | None:
         return cast("User | None", request._acting_user)
     user = request.user
     result: User | None = user if getattr(user, "pk", None) else None  # type: ignore[assignment]
-    if result is not None and ctx.api_key is not None and ctx.org.role_of(result) is None:
+    if result is not None and ctx.api_key is not None and ctx.member_role(result) is None:
         result = None
     request._acting_user = result  # type: ignore[attr-defined]  # one membership query per request
     return result

@@ -72,6 +72,20 @@ def test_api_key_sees_its_creators_conversations(chat, acme_key):
     assert [s["id"] for s in body["results"]] == [chat.session_id]
 
 
+def test_a_key_whose_creator_left_no_longer_acts_as_them(chat, acme, bob):
+    from accounts.models import Membership, Role
+    from accounts.services import api_key_create
+
+    Membership.objects.update_or_create(organization=acme, user=bob, defaults={"role": Role.ADMIN})
+    _, raw = api_key_create(org=acme, name="bob's", by=bob, role=Role.MEMBER)
+    services.run_create(agent=chat.agent, user=bob, input="bob's question")
+    assert len(bearer(raw).get("/api/v1/sessions/").json()["results"]) == 1
+
+    Membership.objects.filter(organization=acme, user=bob).delete()
+
+    assert_envelope(bearer(raw).get("/api/v1/sessions/"), 403, "permission_denied")
+
+
 # ------------------------------------------------------------------ feedback
 
 
