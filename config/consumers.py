@@ -120,8 +120,9 @@ class SequencedEventsConsumer(AsyncWebsocketConsumer):
                     if len(events) < REPLAY_BATCH:
                         return
                     continue
+                full = len(events) == REPLAY_BATCH
                 finished = any(e["type"] == "done" for e in pending)
-                if not finished and not (self.skip_unfilled_gaps and len(events) == REPLAY_BATCH):
+                if not (finished or (full and (self.skip_unfilled_gaps or await self._finished()))):
                     return  # a hole in a live run: the missing row's notice, or a later one, fills it
                 # A finished run (or a long backlog) behind a hole: wait briefly, then move past it.
                 before = self.last_sent
@@ -153,6 +154,10 @@ class SequencedEventsConsumer(AsyncWebsocketConsumer):
         if event["type"] == "done":
             self._done = True
             await self.close(code=1000)
+
+    @database_sync_to_async
+    def _finished(self) -> bool:
+        return self.event_model._default_manager.filter(run_id=self.run_id, type="done").exists()
 
     @database_sync_to_async
     def _events_after(self, after: int, until: int | None) -> list[dict[str, Any]]:

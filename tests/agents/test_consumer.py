@@ -81,6 +81,16 @@ async def test_a_finished_run_with_a_hole_replays_past_it_to_done(make_agent, al
     assert [e["seq"] for e in events] == [1, 2, 4, 5]
 
 
+async def test_a_finished_run_with_a_hole_far_before_done_replays_past_it(make_agent, alice):
+    run = await database_sync_to_async(_run)(make_agent, alice)
+    seqs = [s for s in range(1, 2601) if s != 3]  # more than one replay batch between the hole and done
+    await database_sync_to_async(_write)(run, seqs)
+
+    events = await _until_done(await _open(alice, run.pk))
+
+    assert [e["seq"] for e in events] == [*seqs, 2601]
+
+
 async def test_a_live_delta_ahead_of_an_unflushed_gap_waits_and_nothing_is_lost(make_agent, alice):
     """Deltas reach the table in batches while their notices go out at once: a gap in a running
     agent run is late, not lost, so the socket waits for it instead of moving past it."""
