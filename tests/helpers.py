@@ -30,3 +30,14 @@ def bearer(raw: str) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
     return client
+
+
+def session_ws_headers(user) -> list[tuple[bytes, bytes]]:
+    """Websocket handshake headers for a logged-in browser session (the cookie and a same-site origin)."""
+    from django.conf import settings
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
+    return [(b"cookie", cookie.encode()), (b"origin", b"http://127.0.0.1:8000")]

@@ -13,7 +13,7 @@ from agents import services
 from agents.models import AgentRun, RunEvent
 from agents.runtime.events import publish
 from config.asgi import application
-from tests.agents.test_runtime_live import _session_headers
+from tests.helpers import session_ws_headers
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -31,7 +31,7 @@ def _write(run, seqs, final=True):
 
 
 async def _open(user, run_id, after=0):
-    headers = await database_sync_to_async(_session_headers)(user)
+    headers = await database_sync_to_async(session_ws_headers)(user)
     ws = WebsocketCommunicator(application, f"/ws/runs/{run_id}/?after={after}&format=json", headers=headers)
     connected, _ = await ws.connect()
     assert connected

@@ -16,6 +16,7 @@ from agents.models import AgentRun, RunEvent
 from agents.runtime.executor import execute_run
 from config.asgi import application
 from tests.conftest import wait_for
+from tests.helpers import session_ws_headers
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -60,18 +61,8 @@ def test_cancel_stops_a_streaming_run_within_a_second(llm, make_agent, alice):
     assert RunEvent.objects.filter(run=run, type="done", payload__status="cancelled").exists()
 
 
-def _session_headers(user):
-    from django.conf import settings
-    from django.test import Client
-
-    client = Client()
-    client.force_login(user)
-    cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
-    return [(b"cookie", cookie.encode()), (b"origin", b"http://127.0.0.1:8000")]
-
-
 async def _collect(user, run_id, after):
-    headers = await database_sync_to_async(_session_headers)(user)
+    headers = await database_sync_to_async(session_ws_headers)(user)
     ws = WebsocketCommunicator(application, f"/ws/runs/{run_id}/?after={after}&format=json", headers=headers)
     connected, _ = await ws.connect()
     assert connected
@@ -90,7 +81,7 @@ async def test_reconnect_replays_missed_events_without_gaps_or_duplicates(llm, m
     run, thread = await database_sync_to_async(_start)(agent, alice, f"[[latency:15]] {LONG}")
 
     # First connection: read a few events, then drop.
-    headers = await database_sync_to_async(_session_headers)(alice)
+    headers = await database_sync_to_async(session_ws_headers)(alice)
     first = WebsocketCommunicator(application, f"/ws/runs/{run.pk}/?format=json", headers=headers)
     assert (await first.connect())[0]
     seen = [json.loads(await first.receive_from(timeout=10)) for _ in range(5)]
@@ -109,7 +100,7 @@ async def test_reconnect_replays_missed_events_without_gaps_or_duplicates(llm, m
 async def test_other_org_cannot_open_the_run_socket(llm, make_agent, alice, charlie, charlie_org):
     agent = await database_sync_to_async(make_agent)()
     run = await database_sync_to_async(services.run_create)(agent=agent, user=alice, input="hi")
-    headers = await database_sync_to_async(_session_headers)(charlie)
+    headers = await database_sync_to_async(session_ws_headers)(charlie)
 
     ws = WebsocketCommunicator(application, f"/ws/runs/{run.pk}/", headers=headers)
     connected, code = await ws.connect()

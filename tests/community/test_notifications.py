@@ -5,25 +5,17 @@ import asyncio
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.conf import settings
-from django.test import Client
 
 from community.models import Notification
 from community.services import notify
 from config.asgi import application
+from tests.helpers import session_ws_headers
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _session_headers(user) -> list[tuple[bytes, bytes]]:
-    client = Client()
-    client.force_login(user)
-    cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
-    return [(b"cookie", cookie.encode()), (b"origin", b"http://127.0.0.1:8000")]
-
-
 async def _connect(user) -> WebsocketCommunicator:
-    headers = await database_sync_to_async(_session_headers)(user)
+    headers = await database_sync_to_async(session_ws_headers)(user)
     communicator = WebsocketCommunicator(application, "/ws/notifications/", headers=headers)
     connected, _ = await communicator.connect()
     assert connected
@@ -63,7 +55,7 @@ async def test_anonymous_socket_is_refused():
 
 
 async def test_foreign_origin_is_refused(alice):
-    headers = await database_sync_to_async(_session_headers)(alice)
+    headers = await database_sync_to_async(session_ws_headers)(alice)
     headers = [h for h in headers if h[0] != b"origin"] + [(b"origin", b"http://evil.example")]
     communicator = WebsocketCommunicator(application, "/ws/notifications/", headers=headers)
 

@@ -18,8 +18,8 @@ from accounts.services import ServiceError
 from config.asgi import application
 from knowledge import ingest
 from knowledge.models import Chunk, Document, KnowledgeBase
-from tests.community.test_notifications import _session_headers
 from tests.conftest import wait_for
+from tests.helpers import session_ws_headers
 from tests.knowledge.conftest import docx_bytes, pdf_bytes, pptx_bytes, xlsx_bytes
 
 Status = Document.Status
@@ -350,7 +350,7 @@ def test_a_url_over_the_size_limit_fails_without_storing(kb, alice, site, settin
 
 
 async def _socket(user, kb_id: int, query: str = "") -> WebsocketCommunicator:
-    headers = await database_sync_to_async(_session_headers)(user)
+    headers = await database_sync_to_async(session_ws_headers)(user)
     communicator = WebsocketCommunicator(application, f"/ws/knowledge/{kb_id}/{query}", headers=headers)
     connected, _ = await communicator.connect()
     assert connected
@@ -397,7 +397,7 @@ async def test_progress_arrives_as_an_oob_fragment_with_the_failure_reason(kb, a
 
 @pytest.mark.django_db(transaction=True)
 async def test_another_organizations_knowledge_base_socket_is_refused(kb, charlie, charlie_org):
-    headers = await database_sync_to_async(_session_headers)(charlie)
+    headers = await database_sync_to_async(session_ws_headers)(charlie)
     communicator = WebsocketCommunicator(application, f"/ws/knowledge/{kb.pk}/", headers=headers)
 
     connected, code = await communicator.connect()

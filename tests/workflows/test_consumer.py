@@ -11,24 +11,16 @@ import json
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.conf import settings
 from django.db.models import F
-from django.test import Client
 
 from config.asgi import application
+from tests.helpers import session_ws_headers
 from workflows import events, services
 from workflows.models import StepRun, WorkflowRun, WorkflowRunEvent
 
 from .conftest import chain, node
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _session_headers(user):
-    client = Client()
-    client.force_login(user)
-    cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
-    return [(b"cookie", cookie.encode()), (b"origin", b"http://127.0.0.1:8000")]
 
 
 def _make_run(org, user):
@@ -49,7 +41,7 @@ def _make_run(org, user):
 
 async def _connect(user, path):
     headers = (
-        await database_sync_to_async(_session_headers)(user)
+        await database_sync_to_async(session_ws_headers)(user)
         if user
         else [(b"origin", b"http://127.0.0.1:8000")]
     )

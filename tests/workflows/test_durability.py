@@ -19,6 +19,7 @@ from django.utils import timezone
 from accounts.services import ServiceError
 from agents.models import AgentRun
 from workflows import engine, services
+from workflows.engine import common as engine_common
 from workflows.models import Approval, StepRun, WorkflowRun
 
 from .conftest import chain, edge, finished, node
@@ -110,7 +111,7 @@ def test_approval_survives_a_worker_restart(make_workflow, alice, transactional_
         app, pool="solo", perform_ping_check=False, loglevel="WARNING", queues=["default", "runs"]
     ):
         run = waiting(services.run_start(workflow=wf, by=alice, input={"what": "v5"}))
-    engine._graphs.clear()  # a new process: nothing cached
+    engine_common._graphs.clear()  # a new process: nothing cached
     # No worker at all while the decision is made; the run is just a row.
     services.approval_decide(approval=Approval.objects.get(run=run), by=alice, approved=True)
     run.refresh_from_db()
