@@ -10,7 +10,7 @@ provider.
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from collections.abc import Iterator
 
 import httpx
 
@@ -27,7 +27,7 @@ class _DrainAfterDone(httpx.SyncByteStream):
         self.done = False
         self.tail = b""
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[bytes]:
         for chunk in self.chunks:
             window = self.tail + chunk  # "[DONE]" may straddle two chunks
             self.done = self.done or b"data: [DONE]" in window

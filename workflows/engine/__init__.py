@@ -27,7 +27,7 @@ The package, one concern per module:
 
 from __future__ import annotations
 
-from workflows.engine.common import _graphs, dispatch, graph_for, retry_of, timeout_of
+from workflows.engine.common import dispatch, graph_for, retry_of, timeout_of
 from workflows.engine.execute import execute_step
 from workflows.engine.flow import cancel_run, complete_step, fail_step
 from workflows.engine.start import start_run
@@ -59,7 +59,6 @@ __all__ = [
     "Result",
     "StepContext",
     "Wait",
-    "_graphs",
     "cancel_run",
     "child_done",
     "complete_step",
