@@ -3,7 +3,7 @@
 import os
 
 from celery import Celery
-from celery.signals import task_prerun
+from celery.signals import task_prerun, worker_process_init, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("AGNO_TELEMETRY", "false")
@@ -24,3 +24,11 @@ def _fresh_connections(task: object = None, **kwargs: object) -> None:
         return
 
     close_old_connections()
+
+
+@worker_ready.connect
+@worker_process_init.connect
+def _settle_heap(**kwargs: object) -> None:
+    from config.heap import settle
+
+    settle()

@@ -145,6 +145,8 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # waiting for its model, the run endpoint waiting for its answer) hands its connection back first
 # (config.db.release). Off in tests, whose transactions belong to one connection.
 DB_POOL = env_bool("DB_POOL", not TESTING)
+# Long-running processes move their start-up heap out of the garbage collector's reach (config/heap.py).
+GC_FREEZE = env_bool("GC_FREEZE", True)
 if DB_POOL:
     DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps connections; Django must not
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {  # type: ignore[index]
