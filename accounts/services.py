@@ -25,6 +25,7 @@ from accounts.models import (
     hash_api_key,
     role_at_least,
 )
+from config.prepared import Prepared
 
 logger = logging.getLogger(__name__)
 
@@ -336,6 +337,23 @@ def api_key_revoke(
     return key
 
 
+def _keys_by_prefix(prefix: str) -> Any:
+    from django.db.models import OuterRef, Subquery
+
+    # The creator's current role comes with the key: requests acting as the creator need no second query.
+    creator_role = Membership.objects.filter(
+        organization_id=OuterRef("organization_id"), user_id=OuterRef("created_by_id")
+    ).values("role")[:1]
+    return (
+        ApiKey.objects.select_related("organization", "created_by")
+        .annotate(creator_role=Subquery(creator_role))
+        .filter(prefix=prefix)
+    )
+
+
+_KEY_BY_PREFIX = Prepared(_keys_by_prefix, str)  # every API request: compiled once
+
+
 def api_key_authenticate(*, raw: str) -> ApiKey | None:
     """Find the active key for a raw value, comparing hashes in constant time."""
     import hmac
@@ -343,18 +361,7 @@ def api_key_authenticate(*, raw: str) -> ApiKey | None:
     parts = raw.split("_", 2)
     if len(parts) != 3 or parts[0] != "aos" or not parts[1] or not parts[2]:
         return None
-    from django.db.models import OuterRef, Subquery
-
-    # The creator's current role comes with the key: requests acting as the creator need no second query.
-    creator_role = Membership.objects.filter(
-        organization_id=OuterRef("organization_id"), user_id=OuterRef("created_by_id")
-    ).values("role")[:1]
-    key = (
-        ApiKey.objects.select_related("organization", "created_by")
-        .annotate(creator_role=Subquery(creator_role))
-        .filter(prefix=parts[1])
-        .first()
-    )
+    key = _KEY_BY_PREFIX.first(parts[1])
     if key is None or key.revoked_at is not None:
         return None
     if not hmac.compare_digest(key.key_hash, hash_api_key(raw)):

@@ -29,6 +29,7 @@ from billing.ledger import ZERO, q
 from billing.limits import month_start
 from billing.models import BillingAccount, CreditTransaction
 from billing.models_caps import CostCap
+from config.prepared import Prepared
 
 logger = logging.getLogger(__name__)
 T = CreditTransaction.Type
@@ -138,9 +139,19 @@ def _passes(spent: Decimal, estimate: Decimal, cap: Decimal) -> bool:
 # ---------------------------------------------------------------- checks
 
 
+# Looked up before every agent run: compiled once.
+_AGENT_CAP = Prepared(
+    lambda org_id, agent_id: CostCap.objects.filter(organization_id=org_id, agent_id=agent_id).select_related(
+        "agent"
+    ),
+    int,
+    int,
+)
+
+
 def check_agent_run(org_id: int, agent_id: int, estimate: Any) -> None:
     """Refuse a run of the agent that its cost cap does not allow. Call before reserving."""
-    cap = CostCap.objects.filter(organization_id=org_id, agent_id=agent_id).select_related("agent").first()
+    cap = _AGENT_CAP.first(org_id, agent_id)
     if cap is None:
         return
     estimate = q(estimate)

@@ -18,6 +18,7 @@ from agents.config import ConfigError
 from agents.models import Agent, AgentVersion
 from config.api import ApiError, ErrorEnvelopeSerializer
 from config.pagination import Pagination
+from config.prepared import Prepared
 
 ERRORS = {
     400: ErrorEnvelopeSerializer,
@@ -79,14 +80,27 @@ def person(request: Request, ctx: OrgContext) -> User:
 
 def visible_agents(ctx: OrgContext, user: User | None) -> Any:
     """The org's agents this caller may see: private ones only by their creator."""
+    return _visible_agents(ctx.org.pk, user.pk if user is not None else None)
+
+
+def _visible_agents(org_id: int, user_id: int | None) -> Any:
     private = Q(visibility=Agent.Visibility.PRIVATE)
-    if user is not None:
-        private &= ~Q(created_by=user)
-    return Agent.objects.for_org(ctx.org).exclude(private).select_related("published_version")
+    if user_id is not None:
+        private &= ~Q(created_by_id=user_id)
+    return Agent.objects.for_org(org_id).exclude(private).select_related("published_version")
+
+
+# agent_or_404 runs on every agent request: its two shapes are compiled once.
+_AGENT_FOR_USER = Prepared(lambda org, user, pk: _visible_agents(org, user).filter(pk=pk), int, int, int)
+_AGENT_FOR_NO_ONE = Prepared(lambda org, pk: _visible_agents(org, None).filter(pk=pk), int, int)
 
 
 def agent_or_404(request: Request, ctx: OrgContext, agent_id: int) -> Agent:
-    agent = visible_agents(ctx, acting_user(request, ctx)).filter(pk=agent_id).first()
+    user = acting_user(request, ctx)
+    if user is None:
+        agent = _AGENT_FOR_NO_ONE.first(ctx.org.pk, agent_id)
+    else:
+        agent = _AGENT_FOR_USER.first(ctx.org.pk, user.pk, agent_id)
     if agent is None:
         raise ApiError(404, "not_found", "No such agent in this organization.")
     return agent

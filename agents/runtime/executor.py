@@ -36,6 +36,7 @@ from agents.runtime.providers import begin_tracking, close_tracked, cost_of
 from agents.runtime.tools import ToolContext
 from billing.pricing import token_cost, tool_cost
 from config.db import release
+from config.prepared import Prepared
 
 logger = logging.getLogger(__name__)
 CANCEL_POLL_SECONDS = 0.1
@@ -416,6 +417,21 @@ class Execution:
         self.events.emit("done", {"status": AgentRun.Status.FAILED, "error": reason})
 
 
+def _run_to_execute(run_id: int) -> Any:
+    # One query for the run and the permission re-check (is its user still a member of the org?).
+    member = Membership.objects.filter(
+        user_id=OuterRef("user_id"), organization_id=OuterRef("organization_id")
+    )
+    return (
+        AgentRun.objects.select_related("agent", "version")
+        .annotate(still_member=Exists(member))
+        .filter(pk=run_id)
+    )
+
+
+_RUN_TO_EXECUTE = Prepared(_run_to_execute, int)  # every run: compiled once
+
+
 def execute_run(run_id: int, *, resume: bool = False) -> str:
     """Run it (or resume it after an approval). Returns the status it ended in. Never raises for a
     run's own failure: that is a failed status with the reason."""
@@ -429,15 +445,9 @@ def execute_run(run_id: int, *, resume: bool = False) -> str:
         )
     if not claimed:
         return "skipped"  # gone, cancelled, undecided, or another worker has it
-    # One query for the run and the permission re-check (is its user still a member of the org?).
-    member = Membership.objects.filter(
-        user_id=OuterRef("user_id"), organization_id=OuterRef("organization_id")
-    )
-    run = (
-        AgentRun.objects.select_related("agent", "version")
-        .annotate(still_member=Exists(member))
-        .get(pk=run_id)
-    )
+    run = _RUN_TO_EXECUTE.first(run_id)
+    if run is None:
+        raise AgentRun.DoesNotExist(f"run {run_id} is gone")
     execution = Execution(run)
     execution.events.emit("status", {"status": "running"})
     try:

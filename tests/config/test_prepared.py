@@ -1,0 +1,88 @@
+"""config.prepared: a hot read compiled once gives exactly what the ORM gives."""
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connection
+from django.db.models import OuterRef, Subquery
+from django.test.utils import CaptureQueriesContext
+
+from accounts.models import ApiKey, Membership, Role
+from accounts.services import api_key_create
+from config.prepared import Prepared
+from tests.factories import MembershipFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _keys(org_id, prefix):
+    role = Membership.objects.filter(
+        organization_id=OuterRef("organization_id"), user_id=OuterRef("created_by_id")
+    ).values("role")[:1]
+    return (
+        ApiKey.objects.select_related("organization", "created_by")
+        .annotate(creator_role=Subquery(role))
+        .filter(organization_id=org_id, prefix=prefix)
+    )
+
+
+KEYS = Prepared(_keys, int, str)
+
+
+@pytest.fixture
+def keys():
+    a = MembershipFactory(role=Role.ADMIN)
+    b = MembershipFactory(role=Role.OWNER)
+    key_a, _ = api_key_create(org=a.organization, name="a", by=a.user, role=Role.ADMIN)
+    key_b, _ = api_key_create(org=b.organization, name="b", by=b.user, role=Role.MEMBER)
+    return key_a, key_b
+
+
+def test_first_matches_the_orm_with_related_objects_and_annotations(keys):
+    key_a, key_b = keys
+    for key in (key_a, key_b):
+        expected = _keys(key.organization_id, key.prefix).first()
+        got = KEYS.first(key.organization_id, key.prefix)
+        assert got is not None and got.pk == expected.pk
+        fields = [f.attname for f in ApiKey._meta.concrete_fields]
+        assert [getattr(got, f) for f in fields] == [getattr(expected, f) for f in fields]
+        assert got.creator_role == expected.creator_role
+        with CaptureQueriesContext(connection) as queries:
+            assert got.organization.name == expected.organization.name  # loaded with the key
+            assert got.created_by.email == expected.created_by.email
+        assert len(queries) == 0
+        assert got._state.adding is False and got._state.db == "default"
+
+
+def test_values_are_bound_per_call_and_tenancy_holds(keys):
+    key_a, key_b = keys
+    assert KEYS.first(key_b.organization_id, key_a.prefix) is None  # another org's key
+    assert KEYS.first(key_a.organization_id, "nope") is None
+    assert [k.pk for k in KEYS.all(key_b.organization_id, key_b.prefix)] == [key_b.pk]
+
+
+def test_sql_is_generated_once_per_connection(keys):
+    key_a, key_b = keys
+    prepared = Prepared(_keys, int, str)
+    for key in (key_a, key_b, key_a):
+        assert prepared.first(key.organization_id, key.prefix).pk == key.pk
+    assert prepared.compiles == 1
+    prepared.all(key_a.organization_id, key_a.prefix)
+    assert prepared.compiles == 2  # "all" has no LIMIT: its own SQL
+
+
+def test_wrong_values_are_refused(keys):
+    with pytest.raises(TypeError, match="expected 2 values"):
+        KEYS.first(1)
+    with pytest.raises(TypeError, match="expected str"):
+        KEYS.first(1, 2)
+
+
+def test_a_builder_whose_parameter_is_not_bound_once_is_refused():
+    twice = Prepared(lambda org: ApiKey.objects.filter(organization_id=org, created_by_id=org), int)
+    with pytest.raises(ImproperlyConfigured, match="comes out 2 times"):
+        twice.first(1)
+    unused = Prepared(lambda org: ApiKey.objects.all(), int)
+    with pytest.raises(ImproperlyConfigured, match="comes out 0 times"):
+        unused.first(1)
+    with pytest.raises(ImproperlyConfigured, match="ints or strings"):
+        Prepared(lambda d: ApiKey.objects.all(), float)
