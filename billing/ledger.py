@@ -12,6 +12,7 @@ what the organization has), so a failed or cancelled run pays only for what it u
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -23,6 +24,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from billing.models import ZERO, BillingAccount, CreditTransaction, Plan
+from config.prepared import Prepared
 
 logger = logging.getLogger(__name__)
 Q4 = Decimal("0.0001")
@@ -54,10 +56,16 @@ def free_plan() -> Plan:
     return plan
 
 
+# Read on every run (plan limits): compiled once.
+_ACCOUNT = Prepared(
+    lambda org_id: BillingAccount.objects.filter(organization_id=org_id).select_related("plan"), int
+)
+
+
 def account_for(org: Any) -> BillingAccount:
     """The organization's billing account, created on first use with the Free plan and its grant."""
     org_id = org if isinstance(org, int) else org.pk
-    account = BillingAccount.objects.filter(organization_id=org_id).select_related("plan").first()
+    account = _ACCOUNT.first(org_id)
     if account is not None:
         return account
     plan = free_plan()
@@ -102,43 +110,27 @@ def post(
     unless `allow_partial`, which debits what there is (usage that already happened)."""
     org_id = org if isinstance(org, int) else org.pk
     amount = q(amount)
-    # The happy path is two statements: the conditional balance update and the entry. A replayed key
-    # is caught by the unique constraint (the savepoint undoes the balance move) or, when the balance
-    # no longer covers it, looked up before "insufficient" is reported.
-    try:
-        with transaction.atomic():
-            moved = _move_balance(org_id, amount, allow_partial)
-            if moved is None:
-                existing = CreditTransaction.objects.filter(
-                    organization_id=org_id, idempotency_key=key
-                ).first()
-                if existing is not None:
-                    return existing
-                if not BillingAccount.objects.filter(organization_id=org_id).exists():
-                    account_for(org_id)  # first use: the account and its sign-up grant, then try again
-                    moved = _move_balance(org_id, amount, allow_partial)
-            if moved is None:
-                available = (
-                    BillingAccount.objects.filter(organization_id=org_id)
-                    .values_list("balance", flat=True)
-                    .first()
-                    or ZERO
-                )
-                raise InsufficientCredits(-amount, available)
-            amount, new_balance, alert_due = moved
-            entry = CreditTransaction.objects.create(
-                organization_id=org_id,
-                type=type,
-                amount=amount,
-                balance_after=new_balance,
-                idempotency_key=key,
-                description=description[:300],
-                **refs,
-            )
-    except IntegrityError:
-        # The same key is already written (a replay, or a race): that entry stands, this balance move is undone.
-        return CreditTransaction.objects.get(organization_id=org_id, idempotency_key=key)
-    if amount < 0 and alert_due:
+    entry = CreditTransaction(
+        organization_id=org_id,
+        type=type,
+        amount=amount,
+        balance_after=ZERO,
+        idempotency_key=key,
+        description=description[:300],
+        **refs,
+    )
+    # `allow_partial` debits what there is: the amount is capped at the locked balance.
+    parts = [(entry, "GREATEST(%s, -cur.balance)" if amount < 0 and allow_partial else "%s", [amount])]
+    moved = _apply(org_id, parts)
+    if moved is None:  # no account yet: create it (with its sign-up grant), then try again
+        account_for(org_id)
+        moved = _apply(org_id, parts)
+    if moved is None or not moved.applied:
+        existing = CreditTransaction.objects.filter(organization_id=org_id, idempotency_key=key).first()
+        if existing is not None:
+            return existing  # a replay: that entry stands, the balance did not move again
+        raise InsufficientCredits(-amount, moved.before if moved else ZERO)
+    if amount < 0 and moved.alert_due:
         transaction.on_commit(lambda: _check_alerts(org_id))
     elif type in (T.GRANT, T.PURCHASE, T.ADJUSTMENT, T.REFUND) and amount > 0:
         transaction.on_commit(lambda: _after_top_up(org_id))
@@ -152,44 +144,87 @@ def _this_month() -> str:
     return month_start().strftime("%Y-%m")
 
 
-# Whether a low-balance or budget alert may be due, read off the account row `a` an UPDATE has just
-# written, so the alert task is queued only then, not after every debit (the task decides for real).
-_ALERT_MAY_BE_DUE = (
-    "(a.balance < a.low_balance_threshold AND NOT a.low_balance_notified) "
-    "OR (a.monthly_budget IS NOT NULL AND a.budget_alerted_month <> %s)"
-)
-# Params: amount, org, amount, month. Applies `amount` only if the balance stays >= 0.
-_MOVE_SQL = (
-    "UPDATE billing_billingaccount a SET balance = a.balance + %s, updated_at = now() "  # noqa: S608  # nosec B608 - constant SQL
-    "WHERE a.organization_id = %s AND a.balance + %s >= 0 RETURNING a.balance, " + _ALERT_MAY_BE_DUE
-)
-# Params: released, usage, released, org, org, month. The subquery locks the row and reads the balance
-# before; the usage takes what there is.
-_SETTLE_SQL = (
-    "UPDATE billing_billingaccount a SET balance = old.balance + %s - LEAST(%s, old.balance + %s), "  # noqa: S608  # nosec B608 - constant SQL
-    "updated_at = now() FROM (SELECT balance FROM billing_billingaccount WHERE organization_id = %s "
-    "FOR UPDATE) old WHERE a.organization_id = %s RETURNING old.balance, a.balance, " + _ALERT_MAY_BE_DUE
-)
+@dataclass
+class _Moved:
+    before: Decimal  # the balance before the move
+    amounts: list[Decimal]  # what each entry moved
+    applied: bool  # False: it did not fit, or an entry with its key exists (nothing moved)
+    alert_due: bool  # a low-balance or budget alert may be due (the alert task decides for real)
 
 
-def _move_balance(org_id: int, amount: Decimal, allow_partial: bool) -> tuple[Decimal, Decimal, bool] | None:
-    """Apply `amount` to the balance if it stays >= 0: (amount applied, new balance, whether an alert
-    may be due), or None when it does not fit or there is no account. `allow_partial` debits what
-    there is (usage that already happened); the row lock keeps that exact."""
+def _apply(org_id: int, parts: list[tuple[CreditTransaction, str, list[Any]]]) -> _Moved | None:
+    """Write entries and move the balance by their sum, in ONE statement: the balance row is locked,
+    each entry's amount is computed from the balance (an SQL expression over `cur.balance`), the
+    entries are inserted, and the balance is moved only if they all were (none had a used key) and
+    it stays >= 0. One statement means no savepoint and no round trip while the organization's
+    balance row is locked, which every run of the organization passes through. None: no account."""
+    if not connection.in_atomic_block:
+        with transaction.atomic():  # so that the check below can undo a partial write
+            return _apply(org_id, parts)
+    params: list[Any] = [org_id]
+    amounts = []
+    for n, (_, expression, values) in enumerate(parts):
+        amounts.append(f"({expression})::numeric AS a{n}")
+        params.extend(values)
+    selects: list[str] = []
+    fields = [f for f in CreditTransaction._meta.concrete_fields if not f.primary_key]
+    columns = ", ".join(connection.ops.quote_name(str(f.column)) for f in fields)
+    running = "v.before"
+    for n, (entry, _, _) in enumerate(parts):
+        running = f"{running} + v.a{n}"
+        values = []
+        for f in fields:
+            if f.attname == "amount":
+                values.append(f"v.a{n}")
+            elif f.attname == "balance_after":
+                values.append(f"({running})")
+            else:
+                values.append(f"CAST(%s AS {f.cast_db_type(connection)})")  # typed: the SELECTs are a UNION
+                params.append(f.get_db_prep_save(f.pre_save(entry, True), connection))
+        selects.append(f"SELECT {', '.join(values)} FROM v WHERE {running} >= 0")  # noqa: S608  # nosec B608
+    total = " + ".join(f"v.a{n}" for n in range(len(parts)))
+    params += [org_id, len(parts), _this_month()]
+    sql = (
+        "WITH cur AS (SELECT balance FROM billing_billingaccount WHERE organization_id = %s FOR UPDATE), "  # noqa: S608  # nosec B608 - built from the model's own columns
+        f"v AS (SELECT cur.balance AS before, {', '.join(amounts)} FROM cur), "
+        f"ins AS (INSERT INTO billing_credittransaction ({columns}) {' UNION ALL '.join(selects)} "
+        "ON CONFLICT (organization_id, idempotency_key) DO NOTHING RETURNING id, idempotency_key), "
+        f"moved AS (UPDATE billing_billingaccount a SET balance = v.before + {total}, updated_at = now() "
+        "FROM v WHERE a.organization_id = %s AND (SELECT count(*) FROM ins) = %s "
+        "RETURNING a.balance, " + _ALERT_MAY_BE_DUE + ") "  # noqa: S608  # nosec B608
+        f"SELECT v.before, {', '.join(f'v.a{n}' for n in range(len(parts)))}, moved.balance IS NOT NULL, "
+        "COALESCE(moved.alert, false), (SELECT json_object_agg(idempotency_key, id) FROM ins) "
+        "FROM v LEFT JOIN moved ON true"
+    )
     with connection.cursor() as cursor:
-        if amount < 0 and allow_partial:
-            cursor.execute(
-                "SELECT balance FROM billing_billingaccount WHERE organization_id = %s FOR UPDATE", [org_id]
-            )
-            current = cursor.fetchone()
-            if current is None:
-                return None
-            amount = -min(q(current[0]), -amount)
-        cursor.execute(_MOVE_SQL, [amount, org_id, amount, _this_month()])
+        cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:
         return None
-    return amount, row[0], bool(row[1])
+    before, moved_amounts = q(row[0]), [q(a) for a in row[1:-3]]
+    applied, alert_due, ids = row[-3], row[-2], row[-1]
+    if isinstance(ids, str):  # json arrives parsed unless a text loader is registered for it
+        ids = json.loads(ids)
+    if applied:
+        running_balance = before
+        for (entry, _, _), amount in zip(parts, moved_amounts, strict=True):
+            running_balance += amount
+            entry.amount, entry.balance_after = amount, running_balance
+            entry.pk = ids[entry.idempotency_key]
+            entry._state.adding, entry._state.db = False, connection.alias
+    elif ids:
+        # Some entries went in and others met a used key: only a settle racing a replay of the same
+        # run does that. Nothing moved; the caller's transaction is undone with these rows.
+        raise IntegrityError(f"ledger entries of org {org_id} were partly written already; nothing moved")
+    return _Moved(before=before, amounts=moved_amounts, applied=bool(applied), alert_due=bool(alert_due))
+
+
+# Whether a low-balance or budget alert may be due, read off the account row `a` an UPDATE has just
+# written, so the alert task is queued only then, not after every debit (the task decides for real).
+_ALERT_MAY_BE_DUE = (
+    "((a.balance < a.low_balance_threshold AND NOT a.low_balance_notified) "
+    "OR (a.monthly_budget IS NOT NULL AND a.budget_alerted_month <> %s)) AS alert"
+)
 
 
 # ------------------------------------------------------------------ runs
@@ -222,19 +257,25 @@ def settle(
     """Release a reservation and charge the actual usage (capped at what there is). Idempotent by
     keys. Returns what was charged."""
     org_id = org if isinstance(org, int) else org.pk
-    held = (
-        CreditTransaction.objects.filter(
-            organization_id=org_id, idempotency_key=reservation_key, type=T.RESERVATION
-        )
-        .values_list("amount", flat=True)
-        .first()
-    )
+    release_key = f"{reservation_key}:release"
+    # One read: the reservation's amount, and whether any entry of this settle exists already.
+    found = {
+        key: (type_, amount)
+        for key, type_, amount in CreditTransaction.objects.filter(
+            organization_id=org_id, idempotency_key__in=[reservation_key, release_key, usage_key]
+        ).values_list("idempotency_key", "type", "amount")
+    }
+    held_type, held = found.get(reservation_key, (None, None))
+    if held_type != T.RESERVATION:
+        held = None
     released = -held if held is not None and held < 0 else ZERO
     usage = q(usage)
-    charged = _settle_at_once(
-        org_id, reservation_key, released, usage, usage_key, description=description, **refs
-    )
-    if charged is None:  # a replay, or no account yet: entry by entry, each idempotent
+    charged = None
+    if release_key not in found and usage_key not in found:
+        charged = _settle_at_once(
+            org_id, reservation_key, released, usage, usage_key, description=description, **refs
+        )
+    if charged is None:  # a replay, a release written before, or no account yet: entry by entry
         charged = _settle_by_entries(
             org_id, reservation_key, released, usage, usage_key, description=description, **refs
         )
@@ -253,49 +294,40 @@ def _settle_at_once(
     description: str,
     **refs: Any,
 ) -> Decimal | None:
-    """The release and the usage as one balance move and one INSERT (a run's final transaction
-    stays short). None when that cannot be done: an entry already exists, or there is no account."""
+    """The release and the usage as one statement (a run's final transaction stays short). None when
+    that cannot be done: an entry already exists, or there is no account."""
     if released <= 0 and usage <= 0:
         return ZERO
-    try:
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(_SETTLE_SQL, [released, max(usage, ZERO), released, org_id, org_id, _this_month()])
-            row = cursor.fetchone()
-            if row is None:
-                return None
-            before, after, alert_due = q(row[0]), q(row[1]), bool(row[2])
-            entries = []
-            if released > 0:
-                entries.append(
-                    CreditTransaction(
-                        organization_id=org_id,
-                        type=T.RELEASE,
-                        amount=released,
-                        balance_after=before + released,
-                        idempotency_key=f"{reservation_key}:release",
-                        description=f"Release: {description}"[:300],
-                        **refs,
-                    )
-                )
-            charged = before + released - after
-            if usage > 0:
-                entries.append(
-                    CreditTransaction(
-                        organization_id=org_id,
-                        type=T.USAGE,
-                        amount=-charged,
-                        balance_after=after,
-                        idempotency_key=usage_key,
-                        description=description[:300],
-                        **refs,
-                    )
-                )
-            CreditTransaction.objects.bulk_create(entries)
-    except IntegrityError:
+    parts: list[tuple[CreditTransaction, str, list[Any]]] = []
+    if released > 0:
+        release = CreditTransaction(
+            organization_id=org_id,
+            type=T.RELEASE,
+            balance_after=ZERO,
+            idempotency_key=f"{reservation_key}:release",
+            description=f"Release: {description}"[:300],
+            **refs,
+        )
+        parts.append((release, "%s", [released]))
+    if usage > 0:
+        charge = CreditTransaction(
+            organization_id=org_id,
+            type=T.USAGE,
+            balance_after=ZERO,
+            idempotency_key=usage_key,
+            description=description[:300],
+            **refs,
+        )
+        # The usage takes what there is, after the release.
+        parts.append((charge, "-LEAST(%s, cur.balance + %s)", [usage, max(released, ZERO)]))
+    moved = _apply(org_id, parts)
+    if moved is None or not moved.applied:
         return None
-    if usage > 0 and alert_due:
+    if usage <= 0:
+        return ZERO
+    if moved.alert_due:
         transaction.on_commit(lambda: _check_alerts(org_id))
-    return charged if usage > 0 else ZERO
+    return -moved.amounts[-1]
 
 
 def _settle_by_entries(

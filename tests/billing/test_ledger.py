@@ -248,3 +248,81 @@ def test_fifty_concurrent_debits_against_a_balance_for_ten_exactly_ten_succeed()
     assert min(debits.values_list("balance_after", flat=True)) == 0
     assert sorted(debits.values_list("balance_after", flat=True)) == [Decimal(n) for n in range(10)]
     assert ledger.reconcile() == []
+
+
+# ---------------------------------------------------- one statement per move
+
+
+def _statements(fn):
+    from django.test.utils import CaptureQueriesContext
+
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        fn()
+    return [q["sql"] for q in queries.captured_queries]
+
+
+@pytest.mark.django_db
+def test_a_reservation_and_a_settle_each_move_the_balance_in_one_statement():
+    """Every run of an organization passes through its balance row: the move holds that row's lock
+    for one statement, with no savepoint and no second round trip before the commit."""
+    org = fresh_org()
+
+    reserve = _statements(lambda: ledger.reserve(org=org, amount=4, key="run:9:reserve"))
+    settle = _statements(
+        lambda: ledger.settle(org=org, reservation_key="run:9:reserve", usage=3, usage_key="run:9:usage")
+    )
+
+    assert len(reserve) == 1 and reserve[0].startswith("WITH cur AS")
+    assert len(settle) == 2  # the reservation's amount is read first, without a lock
+    assert "FOR UPDATE" not in settle[0] and settle[1].startswith("WITH cur AS")
+    assert not [sql for sql in reserve + settle if "SAVEPOINT" in sql]
+    entries = CreditTransaction.objects.filter(organization=org).order_by("id")
+    assert [(e.type, e.amount, e.balance_after) for e in entries] == [
+        (T.GRANT, Decimal("10"), Decimal("10")),
+        (T.RESERVATION, Decimal("-4"), Decimal("6")),
+        (T.RELEASE, Decimal("4"), Decimal("10")),
+        (T.USAGE, Decimal("-3"), Decimal("7")),
+    ]
+    assert ledger.balance(org) == Decimal("7") == ledger.ledger_sum(org)
+
+
+@pytest.mark.django_db
+def test_a_posted_entry_comes_back_saved():
+    org = fresh_org()
+    entry = ledger.post(org=org, type=T.USAGE, amount=-2, key="u:1", model="gpt-x", input_tokens=5)
+    stored = CreditTransaction.objects.get(pk=entry.pk)
+    assert (entry.amount, entry.balance_after, entry._state.adding) == (Decimal("-2"), Decimal("8"), False)
+    assert (stored.amount, stored.balance_after, stored.model, stored.input_tokens) == (
+        Decimal("-2"),
+        Decimal("8"),
+        "gpt-x",
+        5,
+    )
+
+
+@pytest.mark.django_db
+def test_a_settle_whose_release_was_written_already_moves_nothing_and_charges_once():
+    """A release written earlier (a cancel) meets a settle: it goes entry by entry, each idempotent."""
+    org = fresh_org()
+    ledger.reserve(org=org, amount=4, key="run:5:reserve")
+    ledger.post(org=org, type=T.RELEASE, amount=4, key="run:5:reserve:release")
+
+    charged = ledger.settle(org=org, reservation_key="run:5:reserve", usage=3, usage_key="run:5:usage")
+
+    assert charged == 3
+    assert ledger.balance(org) == Decimal("7") == ledger.ledger_sum(org)
+    assert CreditTransaction.objects.filter(organization=org, type=T.RELEASE).count() == 1
+
+
+@pytest.mark.django_db
+def test_entries_partly_written_already_raise_and_move_nothing():
+    org = fresh_org()
+    ledger.post(org=org, type=T.GRANT, amount=1, key="b")
+    first = CreditTransaction(organization_id=org.pk, type=T.GRANT, balance_after=0, idempotency_key="a")
+    second = CreditTransaction(organization_id=org.pk, type=T.GRANT, balance_after=0, idempotency_key="b")
+
+    with pytest.raises(IntegrityError, match="partly written"), transaction.atomic():
+        ledger._apply(org.pk, [(first, "%s", [Decimal(2)]), (second, "%s", [Decimal(3)])])
+
+    assert ledger.balance(org) == Decimal("11") == ledger.ledger_sum(org)
+    assert not CreditTransaction.objects.filter(organization=org, idempotency_key="a").exists()
