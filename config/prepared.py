@@ -2,7 +2,7 @@
 
 Django compiles a queryset to SQL each time it is evaluated. For the few lookups made on every API
 request and every run (the API key, the agent, the billing account, the run itself) the compiling
-costs more than the query. `Prepared` compiles its queryset once per database connection, with probe
+costs more than the query. `Prepared` compiles its queryset once per process, with probe
 values in place of the parameters, and remembers where the probes sit among the SQL parameters; a
 call then only binds the real values and turns the rows into model instances the way Django's own
 `ModelIterable` does, `select_related` and annotations included.
@@ -18,7 +18,6 @@ is first compiled, so a mistake shows in the first test that uses it.
 from __future__ import annotations
 
 import threading
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -56,9 +55,12 @@ class Prepared(Generic[M]):
         if any(kind not in (int, str) for kind in kinds):
             raise ImproperlyConfigured("Prepared parameters are ints or strings.")
         self.build, self.kinds, self.using = build, kinds, using
-        self.compiles = 0  # how many times SQL was generated: once per connection and shape
+        self.compiles = 0  # how many times SQL was generated: once per shape
         self._lock = threading.Lock()
-        self._cache: weakref.WeakKeyDictionary[Any, dict[str, _Compiled]] = weakref.WeakKeyDictionary()
+        # Per process, not per connection: under ASGI every request gets a connection wrapper of
+        # its own, and the SQL is the same for all of them (one alias, one backend). The compiler
+        # kept here is only asked for its columns and converters, never to run a query.
+        self._cache: dict[str, _Compiled] = {}
 
     def first(self, *values: Any) -> M | None:
         objects = self._run("first", values)
@@ -79,14 +81,13 @@ class Prepared(Generic[M]):
         return self._objects(compiled, compiled.rows(values, self.using))
 
     def _compiled(self, shape: str) -> _Compiled:
-        connection = connections[self.using]
-        shapes = self._cache.get(connection)
-        if shapes is None or shape not in shapes:
+        compiled = self._cache.get(shape)
+        if compiled is None:
             with self._lock:
-                shapes = self._cache.setdefault(connection, {})
-                if shape not in shapes:
-                    shapes[shape] = self._compile(shape)
-        return shapes[shape]
+                compiled = self._cache.get(shape)
+                if compiled is None:
+                    compiled = self._cache[shape] = self._compile(shape)
+        return compiled
 
     def _compile(self, shape: str) -> _Compiled:
         probes = [

@@ -60,7 +60,7 @@ def test_values_are_bound_per_call_and_tenancy_holds(keys):
     assert [k.pk for k in KEYS.all(key_b.organization_id, key_b.prefix)] == [key_b.pk]
 
 
-def test_sql_is_generated_once_per_connection(keys):
+def test_sql_is_generated_once_per_process(keys):
     key_a, key_b = keys
     prepared = Prepared(_keys, int, str)
     for key in (key_a, key_b, key_a):
@@ -68,6 +68,35 @@ def test_sql_is_generated_once_per_connection(keys):
     assert prepared.compiles == 1
     prepared.all(key_a.organization_id, key_a.prefix)
     assert prepared.compiles == 2  # "all" has no LIMIT: its own SQL
+
+
+@pytest.mark.django_db(transaction=True)
+def test_other_threads_connections_use_the_sql_compiled_once(keys):
+    """Under ASGI every request has a connection wrapper of its own: they share the compiled SQL
+    (it was compiled, and kept, per wrapper, so daphne compiled on every request and kept them all)."""
+    import threading
+
+    key_a, key_b = keys
+    prepared = Prepared(_keys, int, str)
+    assert prepared.first(key_a.organization_id, key_a.prefix).pk == key_a.pk
+    found = {}
+
+    from django.db import connections
+
+    main_wrapper = connections["default"]
+
+    def in_a_thread():
+        try:
+            found["pk"] = prepared.first(key_b.organization_id, key_b.prefix).pk
+            found["own_wrapper"] = connections["default"] is not main_wrapper
+        finally:
+            connections["default"].close()
+
+    thread = threading.Thread(target=in_a_thread)
+    thread.start()
+    thread.join()
+    assert found == {"pk": key_b.pk, "own_wrapper": True}
+    assert prepared.compiles == 1
 
 
 def test_wrong_values_are_refused(keys):
