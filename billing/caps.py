@@ -212,10 +212,18 @@ def check_workflow(
             )
 
 
+# Looked up before every workflow run (a webhook may bring hundreds a second): compiled once.
+_WORKFLOW_CAP = Prepared(
+    lambda org_id, workflow_id: CostCap.objects.filter(organization_id=org_id, workflow_id=workflow_id),
+    int,
+    int,
+)
+
+
 def check_workflow_start(*, workflow: Any, version: Any) -> None:
     """Before a workflow run starts: its cap against one pass through its agent steps (the estimate
     the page shows). Nothing is computed for a workflow without a cap."""
-    if not CostCap.objects.filter(organization_id=workflow.organization_id, workflow_id=workflow.pk).exists():
+    if _WORKFLOW_CAP.first(workflow.organization_id, workflow.pk) is None:
         return
     from billing.estimates import workflow_estimate
 
