@@ -139,9 +139,10 @@ else:
     }
     DATABASES = {"default": _embedded_db}  # type: ignore[dict-item]
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-# A connection pool per process (psycopg_pool): daphne runs each request's sync code in a thread of
-# its own, and a run worker has a thread per slot, so persistent per-thread connections were opened
-# anew all the time and piled up past max_connections under load. Code that waits long (a run
+# A connection pool per process (psycopg_pool): under ASGI each request has a connection of its
+# own (config/handlers.py reuses request threads, but Django keeps connections per request context),
+# and a run worker has a thread per slot, so persistent connections were opened anew all the time and
+# piled up past max_connections under load. Code that waits long (a run
 # waiting for its model, the run endpoint waiting for its answer) hands its connection back first
 # (config.db.release). Off in tests, whose transactions belong to one connection.
 DB_POOL = env_bool("DB_POOL", not TESTING)
