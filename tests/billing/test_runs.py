@@ -122,7 +122,8 @@ def test_workflow_pauses_without_credit_and_resumes_after_top_up(llm, free_org, 
     run = wf_services.run_start(workflow=wf, by=alice, input={"text": "go"})
     # The step is running once claimed, but its agent run reserves a moment later: wait for the reservation.
     wait_for(
-        lambda: CreditTransaction.objects.filter(organization=free_org, type="reservation").exists(), timeout=20
+        lambda: CreditTransaction.objects.filter(organization=free_org, type="reservation").exists(),
+        timeout=20,
     )
     # While the first step runs (on credits it reserved), the organization spends the rest: once the
     # first settles, what it gives back is less than the second step needs.
