@@ -91,10 +91,8 @@ def workflow_estimate(*, org_id: int, graph: dict[str, Any] | None) -> WorkflowE
     nodes = [n for n in (graph or {}).get("nodes", []) if isinstance(n, dict)]
     plan = [_agent_ids(n) for n in nodes]
     wanted = {pk for ids, _mode in plan for pk in ids}
-    if not wanted:
-        return WorkflowEstimate(
-            credits=q(Decimal(0))
-        )  # no agent steps: nothing to look up (a webhook's hot path)
+    if not wanted:  # no agent steps: nothing to look up (a webhook's hot path)
+        return WorkflowEstimate(credits=q(Decimal(0)))
     agents = {
         a.pk: a
         for a in Agent.objects.filter(organization_id=org_id, pk__in=wanted).select_related(
