@@ -324,30 +324,25 @@ def _check_references(graph: Graph, org: Any, workflow: Any, errors: dict[str, l
             kb_ids[nid].update(i for i in cfg["knowledge_base_ids"] if _is_int(i))
         if node["type"] == "subworkflow" and _is_int(cfg.get("workflow_id")):
             wf_ids[nid].add(cfg["workflow_id"])
-    wanted = set().union(*agent_ids.values()) if agent_ids else set()
-    found = set(
-        Agent.objects.for_org(org)
-        .exclude(status=Agent.Status.ARCHIVED)
-        .filter(pk__in=wanted)
-        .values_list("pk", flat=True)
+    agents = Agent.objects.for_org(org).exclude(status=Agent.Status.ARCHIVED)
+    _report_missing(
+        errors, agent_ids, agents, "Agent {} does not exist in this organization (or is archived)."
     )
-    for nid, ids in agent_ids.items():
-        for missing in sorted(ids - found):
-            errors[nid].append(f"Agent {missing} does not exist in this organization (or is archived).")
-    wanted = set().union(*kb_ids.values()) if kb_ids else set()
-    found = set(KnowledgeBase.objects.for_org(org).filter(pk__in=wanted).values_list("pk", flat=True))
-    for nid, ids in kb_ids.items():
-        for missing in sorted(ids - found):
-            errors[nid].append(f"Knowledge base {missing} does not exist in this organization.")
-    wanted = set().union(*wf_ids.values()) if wf_ids else set()
-    found = set(
-        Workflow.objects.for_org(org)
-        .exclude(status=Workflow.Status.ARCHIVED)
-        .filter(pk__in=wanted)
-        .values_list("pk", flat=True)
-    )
+    kbs = KnowledgeBase.objects.for_org(org)
+    _report_missing(errors, kb_ids, kbs, "Knowledge base {} does not exist in this organization.")
+    workflows = Workflow.objects.for_org(org).exclude(status=Workflow.Status.ARCHIVED)
+    _report_missing(errors, wf_ids, workflows, "Workflow {} does not exist in this organization.")
     for nid, ids in wf_ids.items():
-        for missing in sorted(ids - found):
-            errors[nid].append(f"Workflow {missing} does not exist in this organization.")
         if workflow is not None and workflow.pk in ids:
             errors[nid].append("A workflow cannot run itself as a sub-workflow.")
+
+
+def _report_missing(
+    errors: dict[str, list[str]], refs: dict[str, set[int]], queryset: Any, message: str
+) -> None:
+    """One query for the ids the nodes name; each node gets an error per id not in `queryset`."""
+    wanted = set().union(*refs.values()) if refs else set()
+    found = set(queryset.filter(pk__in=wanted).values_list("pk", flat=True))
+    for nid, ids in refs.items():
+        for missing in sorted(ids - found):
+            errors[nid].append(message.format(missing))
