@@ -3,11 +3,10 @@
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
-from django.db.models import OuterRef, Subquery
 from django.test.utils import CaptureQueriesContext
 
-from accounts.models import ApiKey, Membership, Role
-from accounts.services import api_key_create
+from accounts.models import ApiKey, Role
+from accounts.services import _keys_by_prefix, api_key_create
 from config.prepared import Prepared
 from tests.factories import MembershipFactory
 
@@ -15,14 +14,8 @@ pytestmark = pytest.mark.django_db
 
 
 def _keys(org_id, prefix):
-    role = Membership.objects.filter(
-        organization_id=OuterRef("organization_id"), user_id=OuterRef("created_by_id")
-    ).values("role")[:1]
-    return (
-        ApiKey.objects.select_related("organization", "created_by")
-        .annotate(creator_role=Subquery(role))
-        .filter(organization_id=org_id, prefix=prefix)
-    )
+    # The API-key lookup the product prepares (related objects, an annotation), with a second parameter.
+    return _keys_by_prefix(prefix).filter(organization_id=org_id)
 
 
 KEYS = Prepared(_keys, int, str)
