@@ -13,6 +13,11 @@ call then only binds the real values and turns the rows into model instances the
 Parameters are ints or strings that the queryset uses as they are (equality filters, `in` lists are
 not supported). A builder whose probes do not come out as parameters exactly once is refused when it
 is first compiled, so a mistake shows in the first test that uses it.
+
+The writes a hot path makes on every step have the same cost, so the module has their light forms too:
+`update` (an UPDATE of some columns by equality conditions, `QuerySet.update` without the compiler)
+and `insert` (`bulk_create` of new rows, primary keys set). Their SQL is built once per shape; values
+go through each field's `get_db_prep_save`, as the ORM's own writes do.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import Any, Generic, TypeVar
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DEFAULT_DB_ALIAS, connections
-from django.db.models import Model, QuerySet
+from django.db.models import Field, Model, QuerySet
 from django.db.models.query import get_related_populators
 
 M = TypeVar("M", bound=Model)
@@ -69,18 +74,24 @@ class Prepared(Generic[M]):
     def all(self, *values: Any) -> list[M]:
         return self._run("all", values)
 
+    def rows(self, *values: Any) -> list[tuple[Any, ...]]:
+        """The rows of a `values_list()` queryset, as tuples, its fields' converters applied."""
+        compiled = self._compiled("rows", values)
+        compiler = compiled.compiler
+        return [tuple(row) for row in compiler.results_iter(results=[compiled.rows(values, self.using)])]
+
     # ------------------------------------------------------------------ internals
 
     def _run(self, shape: str, values: tuple[Any, ...]) -> list[M]:
+        compiled = self._compiled(shape, values)
+        return self._objects(compiled, compiled.rows(values, self.using))
+
+    def _compiled(self, shape: str, values: tuple[Any, ...]) -> _Compiled:
         if len(values) != len(self.kinds):
             raise TypeError(f"expected {len(self.kinds)} values, got {len(values)}")
         for value, kind in zip(values, self.kinds, strict=True):
             if type(value) is not kind:
                 raise TypeError(f"expected {kind.__name__}, got {type(value).__name__}")
-        compiled = self._compiled(shape)
-        return self._objects(compiled, compiled.rows(values, self.using))
-
-    def _compiled(self, shape: str) -> _Compiled:
         compiled = self._cache.get(shape)
         if compiled is None:
             with self._lock:
@@ -129,3 +140,112 @@ class Prepared(Generic[M]):
                 setattr(obj, name, row[position])
             objects.append(obj)
         return objects
+
+
+# ---------------------------------------------------------------------- writes
+
+_writes: dict[tuple[Any, ...], tuple[str, list[Field[Any, Any]]]] = {}
+_writes_lock = threading.Lock()
+
+
+def _statement(
+    key: tuple[Any, ...], build: Callable[[], tuple[str, list[Field[Any, Any]]]]
+) -> tuple[str, list[Field[Any, Any]]]:
+    statement = _writes.get(key)
+    if statement is None:
+        with _writes_lock:
+            statement = _writes.setdefault(key, build())
+    return statement
+
+
+def _column(model: type[Model], name: str, using: str) -> tuple[Field[Any, Any], str]:
+    """A concrete field of the model by name or attname, and its quoted column."""
+    field = model._meta.get_field(name)
+    if not isinstance(field, Field) or not field.concrete or not field.column:
+        raise ImproperlyConfigured(f"{model.__name__}.{name} is not a column")
+    return field, connections[using].ops.quote_name(field.column)
+
+
+def update(
+    model: type[Model],
+    where: dict[str, Any],
+    values: dict[str, Any],
+    add: dict[str, Any] | None = None,
+    using: str = DEFAULT_DB_ALIAS,
+) -> int:
+    """`model.objects.filter(**where).update(**values, **{f: F(f) + n for f, n in add.items()})`.
+
+    `where` holds equality conditions on column attnames (`run_id`, not `run`); a key ending in
+    `__in` takes a list or tuple. Returns the number of rows updated, like `QuerySet.update`."""
+    add = add or {}
+    if not where or not (values or add):
+        raise ValueError("update() needs conditions and something to set")
+    key = ("update", model, tuple(values), tuple(add), tuple(where), using)
+
+    def build() -> tuple[str, list[Field[Any, Any]]]:
+        fields: list[Field[Any, Any]] = []
+        sets, conditions = [], []
+        for name in values:
+            field, column = _column(model, name, using)
+            sets.append(f"{column} = %s")
+            fields.append(field)
+        for name in add:
+            field, column = _column(model, name, using)
+            sets.append(f"{column} = {column} + %s")
+            fields.append(field)
+        for name in where:
+            attname, _, lookup = name.partition("__")
+            if lookup not in ("", "in"):
+                raise ImproperlyConfigured(f"update() conditions are equalities or __in, not {name!r}")
+            field, column = _column(model, attname, using)
+            conditions.append(f"{column} {'= ANY(%s)' if lookup else '= %s'}")
+            fields.append(field)
+        quote = connections[using].ops.quote_name
+        sql = f"UPDATE {quote(model._meta.db_table)} SET {', '.join(sets)} WHERE {' AND '.join(conditions)}"  # noqa: S608  # nosec B608 - the model's own table and columns
+        return sql, fields
+
+    sql, fields = _statement(key, build)
+    connection = connections[using]
+    set_values = [*values.values(), *add.values()]
+    params = [field.get_db_prep_save(value, connection) for field, value in zip(fields, set_values)]  # noqa: B905
+    for field, (name, value) in zip(fields[len(set_values) :], where.items(), strict=True):
+        if name.endswith("__in"):
+            params.append([field.get_db_prep_value(v, connection, prepared=False) for v in value])
+        else:
+            params.append(field.get_db_prep_save(value, connection))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return int(cursor.rowcount)
+
+
+def insert(objs: list[M], using: str = DEFAULT_DB_ALIAS) -> list[M]:
+    """`bulk_create` of new rows of one model whose primary key the database assigns: one INSERT,
+    the primary keys set on the objects, which count as saved afterwards."""
+    if not objs:
+        return objs
+    model = type(objs[0])
+    if any(type(obj) is not model or obj.pk is not None for obj in objs):
+        raise ValueError("insert() takes new rows of one model")
+    key = ("insert", model, len(objs), using)
+
+    def build() -> tuple[str, list[Field[Any, Any]]]:
+        meta, quote = model._meta, connections[using].ops.quote_name
+        fields = [f for f in meta.local_concrete_fields if not f.primary_key]
+        columns = ", ".join(quote(str(f.column)) for f in fields)
+        row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+        sql = (
+            f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES {', '.join([row] * len(objs))} "  # noqa: S608  # nosec B608 - the model's own table and columns
+            f"RETURNING {quote(str(meta.pk.column))}"
+        )
+        return sql, fields
+
+    sql, fields = _statement(key, build)
+    connection = connections[using]
+    params = [f.get_db_prep_save(f.pre_save(obj, True), connection) for obj in objs for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        ids = [row[0] for row in cursor.fetchall()]
+    for obj, pk in zip(objs, ids, strict=True):
+        obj.pk = pk
+        obj._state.adding, obj._state.db = False, using
+    return objs

@@ -1,0 +1,153 @@
+"""config.prepared.update / insert: the light writes leave the rows the ORM's own writes leave; and
+`Prepared.rows` reads `values_list` rows back as the ORM does."""
+
+from decimal import Decimal
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from config import prepared
+from config.prepared import Prepared
+from workflows import services
+from workflows.models import StepRun, WorkflowRun
+
+pytestmark = pytest.mark.django_db
+
+GRAPH = {
+    "nodes": [
+        {"id": "start", "type": "trigger", "config": {"kind": "manual"}, "position": {"x": 0, "y": 0}},
+        {"id": "out", "type": "end", "config": {"output": "{{ input }}"}, "position": {"x": 0, "y": 0}},
+    ],
+    "edges": [{"source": "start", "target": "out", "port": "out"}],
+}
+
+
+@pytest.fixture
+def workflow(acme, alice):
+    return services.workflow_create(org=acme, by=alice, name="Writes", graph=GRAPH)
+
+
+def _run(workflow, **fields):
+    fields.setdefault("input", {"text": "hi", "n": [1, 2]})
+    return WorkflowRun(
+        organization_id=workflow.organization_id,
+        workflow=workflow,
+        version=workflow.versions.first(),
+        **fields,
+    )
+
+
+def _columns(obj):
+    return {f.attname: getattr(obj, f.attname) for f in type(obj)._meta.concrete_fields}
+
+
+def test_insert_writes_what_bulk_create_writes_and_sets_primary_keys(workflow):
+    ours = prepared.insert([_run(workflow, cost=Decimal("1.5")), _run(workflow, context={"vars": {"a": 1}})])
+    theirs = WorkflowRun.objects.bulk_create(
+        [_run(workflow, cost=Decimal("1.5")), _run(workflow, context={"vars": {"a": 1}})]
+    )
+    assert all(r.pk for r in ours) and ours[0].pk != ours[1].pk
+    assert all(r._state.adding is False and r._state.db == "default" for r in ours)
+    for mine, orm in zip(ours, theirs, strict=True):
+        a, b = _columns(WorkflowRun.objects.get(pk=mine.pk)), _columns(WorkflowRun.objects.get(pk=orm.pk))
+        for key in ("id", "created_at"):
+            a.pop(key), b.pop(key)
+        assert a == b
+    assert WorkflowRun.objects.get(pk=ours[0].pk).cost == Decimal("1.5")
+    assert WorkflowRun.objects.get(pk=ours[1].pk).context == {"vars": {"a": 1}}
+
+
+def test_insert_refuses_saved_rows_and_mixed_models(workflow):
+    (run,) = prepared.insert([_run(workflow)])
+    with pytest.raises(ValueError, match="new rows of one model"):
+        prepared.insert([run])
+    with pytest.raises(ValueError, match="new rows of one model"):
+        prepared.insert([_run(workflow), StepRun(run=run, node_id="x", node_type="end")])
+    assert prepared.insert([]) == []
+
+
+def test_update_sets_adds_and_matches_only_its_conditions(workflow):
+    a, b = prepared.insert([_run(workflow), _run(workflow)])
+    now = timezone.now()
+    count = prepared.update(
+        WorkflowRun,
+        where={"id": a.pk, "status": WorkflowRun.Status.PENDING},
+        values={
+            "status": WorkflowRun.Status.RUNNING,
+            "started_at": now,
+            "output": ["x", {"y": 1}],
+            "error": "",
+        },
+        add={"input_tokens": 7, "cost": Decimal("0.25")},
+    )
+    assert count == 1
+    a.refresh_from_db(), b.refresh_from_db()
+    assert (a.status, a.started_at, a.output, a.input_tokens, a.cost) == (
+        "running",
+        now,
+        ["x", {"y": 1}],
+        7,
+        Decimal("0.25"),
+    )
+    assert (b.status, b.output, b.input_tokens) == ("pending", None, 0)  # not touched
+    # A condition that no longer holds updates nothing (a claim that lost its race).
+    assert (
+        prepared.update(WorkflowRun, where={"id": a.pk, "status": "pending"}, values={"status": "failed"})
+        == 0
+    )
+    # `__in` takes a list; None is SQL NULL; adding again adds again.
+    count = prepared.update(
+        WorkflowRun,
+        where={"id__in": [a.pk, b.pk]},
+        values={"output": None},
+        add={"input_tokens": 1},
+    )
+    assert count == 2
+    assert list(
+        WorkflowRun.objects.filter(pk__in=[a.pk, b.pk], output__isnull=True)
+        .order_by("pk")
+        .values_list("input_tokens", flat=True)
+    ) == [8, 1]
+
+
+def test_update_builds_its_sql_once_per_shape(workflow):
+    (run,) = prepared.insert([_run(workflow)])
+    shapes = len(prepared._writes)
+    for n in range(3):
+        prepared.update(WorkflowRun, where={"id": run.pk}, values={"last_seq": n, "error": "e"})
+    assert len(prepared._writes) == shapes + 1
+    with CaptureQueriesContext(connection) as queries:
+        prepared.update(WorkflowRun, where={"id": run.pk}, values={"last_seq": 9, "error": "e"})
+    assert len(queries) == 1 and queries[0]["sql"].startswith('UPDATE "workflows_workflowrun" SET')
+    run.refresh_from_db()
+    assert run.last_seq == 9
+
+
+def test_update_refuses_other_lookups_and_empty_writes(workflow):
+    with pytest.raises(ImproperlyConfigured, match="equalities or __in"):
+        prepared.update(WorkflowRun, where={"id__gt": 1}, values={"error": ""})
+    with pytest.raises(ValueError, match="needs conditions"):
+        prepared.update(WorkflowRun, where={}, values={"error": ""})
+    with pytest.raises(ValueError, match="needs conditions"):
+        prepared.update(WorkflowRun, where={"id": 1}, values={})
+
+
+def test_rows_read_values_lists_like_the_orm_with_converters(workflow):
+    a, b = prepared.insert([_run(workflow, cost=Decimal("2.5")), _run(workflow, input={"deep": {"x": [1]}})])
+
+    def build(version_id):
+        return (
+            WorkflowRun.objects.filter(version_id=version_id)
+            .order_by("-id")
+            .values_list("id", "input", "cost", "workflow__name")[:5]
+        )
+
+    rows = Prepared(build, int)
+    got = rows.rows(a.version_id)
+    assert got == list(build(a.version_id))
+    assert got[0] == (b.pk, {"deep": {"x": [1]}}, Decimal("0"), "Writes")  # JSON decoded, Decimal typed
+    assert got[1][2] == Decimal("2.5")
+    assert rows.rows(-1) == []
