@@ -7,9 +7,10 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
+from config import prepared
+from config.prepared import Prepared
 from workflows import events
 from workflows.engine.common import _dispatch_on_commit, _has_loops, _json_safe, _ms, _preview, graph_for
 from workflows.engine.flow import _arrive_at_join, _child_done_later, _finish, _settle
@@ -25,6 +26,12 @@ from workflows.engine.types import (
 from workflows.graph import NODE_TYPES
 from workflows.models import StepRun, WorkflowRun
 
+# Read on every step that finishes: compiled once.
+_LOCKED_RUN = Prepared(lambda pk: WorkflowRun.objects.select_for_update().filter(pk=pk), int)
+_OPEN_STEP = Prepared(
+    lambda run_id: StepRun.objects.filter(run_id=run_id, status__in=StepRun.ACTIVE).only("id"), int
+)
+
 
 def _run_chain(first: StepRun, first_result: Result | None) -> tuple[str, list[int]]:
     """Finish `first` (running, claimed by this task) and run the pure nodes after it, all in one
@@ -38,7 +45,9 @@ def _run_chain(first: StepRun, first_result: Result | None) -> tuple[str, list[i
     follow: list[int] = []
     failing: tuple[StepRun, str, bool, list[str]] | None = None
     with transaction.atomic():
-        run = WorkflowRun.objects.select_for_update().get(pk=first.run_id)
+        run = _LOCKED_RUN.first(first.run_id)
+        if run is None:
+            raise WorkflowRun.DoesNotExist(f"workflow run {first.run_id} is gone")
         if run.is_finished:
             StepRun.objects.filter(pk=first.pk, status__in=StepRun.ACTIVE).update(
                 status=StepRun.Status.CANCELLED, finished_at=now
@@ -161,20 +170,22 @@ def _run_chain(first: StepRun, first_result: Result | None) -> tuple[str, list[i
                 break
             current, result = next_inline, None
         # Writes: the claimed step (guarded: a stale worker writes nothing), new steps, events, the run.
-        if first.status == StepRun.Status.SUCCEEDED and not StepRun.objects.filter(
-            pk=first.pk, status=StepRun.Status.RUNNING, attempt=first.attempt
-        ).update(
-            status=first.status,
-            output=first.output,
-            port=first.port,
-            logs=first.logs,
-            input_tokens=first.input_tokens,
-            output_tokens=first.output_tokens,
-            cost=first.cost,
-            finished_at=first.finished_at,
-            lease_expires_at=None,
-            wake_at=None,
-            error="",
+        if first.status == StepRun.Status.SUCCEEDED and not prepared.update(
+            StepRun,
+            where={"id": first.pk, "status": StepRun.Status.RUNNING, "attempt": first.attempt},
+            values={
+                "status": first.status,
+                "output": first.output,
+                "port": first.port,
+                "logs": first.logs,
+                "input_tokens": first.input_tokens,
+                "output_tokens": first.output_tokens,
+                "cost": first.cost,
+                "finished_at": first.finished_at,
+                "lease_expires_at": None,
+                "wake_at": None,
+                "error": "",
+            },
         ):
             transaction.set_rollback(True)
             return "stale", []
@@ -182,7 +193,7 @@ def _run_chain(first: StepRun, first_result: Result | None) -> tuple[str, list[i
         finishing = False
         if failing is None and not limit_error and not follow and not queued and not extra_pure:
             # The common end of a run: nothing left open means it succeeded, in this same write.
-            finishing = not StepRun.objects.filter(run=run, status__in=StepRun.ACTIVE).exists()
+            finishing = _OPEN_STEP.first(run.pk) is None
         if finishing:
             final_output = (
                 end_output
@@ -212,17 +223,14 @@ def _run_chain(first: StepRun, first_result: Result | None) -> tuple[str, list[i
                     created_at=now,
                 )
             )
-        WorkflowRunEvent.objects.bulk_create(event_rows)
+        prepared.insert(event_rows)
         run_fields.update(context=context, last_seq=seq)
+        added = {}
         if tokens[0] or tokens[1] or tokens[2]:
-            run_fields.update(
-                input_tokens=F("input_tokens") + tokens[0],
-                output_tokens=F("output_tokens") + tokens[1],
-                cost=F("cost") + tokens[2],
-            )
+            added = {"input_tokens": tokens[0], "output_tokens": tokens[1], "cost": tokens[2]}
         if end_output is not _UNSET and not finishing:
             run_fields["output"] = end_output
-        WorkflowRun.objects.filter(pk=run.pk).update(**run_fields)
+        prepared.update(WorkflowRun, where={"id": run.pk}, values=run_fields, add=added)
         run.last_seq = seq
         for event in event_rows:
             events.publish(run.pk, event.as_dict())
@@ -251,18 +259,22 @@ def _flush(rows: list[StepRun]) -> None:
     join needs the steps before it to exist, so a chain may insert before it finishes)."""
     fresh = [r for r in rows if r.pk is None]
     if fresh:
-        StepRun.objects.bulk_create(fresh)
+        prepared.insert(fresh)
         for r in fresh:
             r._written = (r.status, r.output)  # type: ignore[attr-defined]
     for r in rows:
         written = getattr(r, "_written", None)
         if r not in fresh and written is not None and written != (r.status, r.output):
-            StepRun.objects.filter(pk=r.pk).update(
-                status=r.status,
-                output=r.output,
-                port=r.port,
-                logs=r.logs,
-                finished_at=r.finished_at,
-                lease_expires_at=r.lease_expires_at,
+            prepared.update(
+                StepRun,
+                where={"id": r.pk},
+                values={
+                    "status": r.status,
+                    "output": r.output,
+                    "port": r.port,
+                    "logs": r.logs,
+                    "finished_at": r.finished_at,
+                    "lease_expires_at": r.lease_expires_at,
+                },
             )
             r._written = (r.status, r.output)  # type: ignore[attr-defined]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.db.models import F
 from django.utils import timezone
 
+from config import prepared
+from config.prepared import Prepared
 from workflows import events
 from workflows.engine.chain import _run_chain
 from workflows.engine.common import graph_for, timeout_of
@@ -28,14 +29,20 @@ def execute_step(step_id: int) -> str:
     return status
 
 
-def _claim(step_id: int) -> StepRun | None:
-    now = timezone.now()
-    step = (
-        StepRun.objects.filter(pk=step_id, status=StepRun.Status.PENDING)
+# The step to claim with its run, while the run is still active: read on every step, compiled once.
+_CLAIMABLE = Prepared(
+    lambda pk: (
+        StepRun.objects.filter(pk=pk, status=StepRun.Status.PENDING)
         .filter(run__status__in=WorkflowRun.ACTIVE)
         .select_related("run")
-        .first()
-    )
+    ),
+    int,
+)
+
+
+def _claim(step_id: int) -> StepRun | None:
+    now = timezone.now()
+    step = _CLAIMABLE.first(step_id)
     if step is None:
         return None
     graph = graph_for(step.run.version_id)
@@ -43,12 +50,16 @@ def _claim(step_id: int) -> StepRun | None:
     if node is None:
         return None
     lease = now + timedelta(seconds=timeout_of(node) + LEASE_GRACE_SECONDS)
-    claimed = StepRun.objects.filter(pk=step_id, status=StepRun.Status.PENDING).update(
-        status=StepRun.Status.RUNNING,
-        attempt=F("attempt") + 1,
-        started_at=now,
-        lease_expires_at=lease,
-        wake_at=None,
+    claimed = prepared.update(
+        StepRun,
+        where={"id": step_id, "status": StepRun.Status.PENDING},
+        values={
+            "status": StepRun.Status.RUNNING,
+            "started_at": now,
+            "lease_expires_at": lease,
+            "wake_at": None,
+        },
+        add={"attempt": 1},
     )
     if not claimed:
         return None
