@@ -8,28 +8,38 @@ from typing import Any
 from agno.models.message import Message as AgnoMessage
 from agno.run.agent import RunOutput
 
-from agents.models import AgentMemory, AgentRun, Message
+from agents.models import AgentContextEntry, AgentMemory, AgentRun, Message
+from config.prepared import Prepared
 
 HISTORY_LIMIT = 20
+
+
+# Read on every run: compiled once.
+_HISTORY = Prepared(
+    lambda session_id, run_id: (
+        Message.objects.filter(session_id=session_id, role__in=[Message.Role.USER, Message.Role.ASSISTANT])
+        .exclude(run_id=run_id, role=Message.Role.USER)
+        .order_by("-created_at", "-id")
+        .values_list("role", "content")[:HISTORY_LIMIT]
+    ),
+    int,
+    int,
+)
+_CONTEXT_ENTRIES = Prepared(
+    lambda agent_id: AgentContextEntry.objects.filter(agent_id=agent_id).values_list("key", "value"), int
+)
 
 
 def history_messages(run: AgentRun) -> list[AgnoMessage]:
     if run.session_id is None:
         return []
-    rows = list(
-        Message.objects.filter(
-            session_id=run.session_id, role__in=[Message.Role.USER, Message.Role.ASSISTANT]
-        )
-        .exclude(run_id=run.pk, role=Message.Role.USER)
-        .order_by("-created_at", "-id")
-        .values_list("role", "content")[:HISTORY_LIMIT]
-    )
+    rows = _HISTORY.rows(run.session_id, run.pk)
     return [AgnoMessage(role=role, content=content) for role, content in reversed(rows) if content]
 
 
 def extra_context(run: AgentRun, memory_enabled: bool, memory_limit: int) -> str:
     parts = []
-    entries = list(run.agent.context_entries.values_list("key", "value"))
+    entries = _CONTEXT_ENTRIES.rows(run.agent_id)
     if entries:
         parts.append("Context:\n" + "\n".join(f"- {k}: {v}" for k, v in entries))
     if memory_enabled and run.user_id:

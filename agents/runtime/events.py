@@ -21,6 +21,7 @@ from django.db import connection
 from django.utils import timezone
 
 from agents.models import RunEvent
+from config import prepared
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +121,7 @@ class EventWriter:
                 self.flush()
         else:
             self.flush()
-            event.save(force_insert=True)
+            prepared.insert([event])
         self.announce(event)
         return event
 
@@ -139,7 +140,7 @@ class EventWriter:
 
     def flush(self) -> None:
         if self._pending:
-            RunEvent.objects.bulk_create(self._pending)
+            prepared.insert(self._pending)
             self._pending = []
 
 

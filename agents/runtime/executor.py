@@ -35,6 +35,7 @@ from agents.runtime.guardrails import Trip, check_output
 from agents.runtime.providers import begin_tracking, close_tracked, cost_of
 from agents.runtime.tools import ToolContext
 from billing.pricing import token_cost, tool_cost
+from config import prepared
 from config.db import release
 from config.prepared import Prepared
 
@@ -302,33 +303,41 @@ class Execution:
         with transaction.atomic():
             message = None
             if run.session_id and text:
-                message = Message.objects.create(
-                    organization_id=run.organization_id,
-                    session_id=run.session_id,
-                    role=Message.Role.ASSISTANT,
-                    content=text,
-                    structured=output_json,
-                    run=run,
-                    tool_calls=[
-                        {k: v for k, v in c.items() if k in ("id", "name", "args", "result", "error")}
-                        for c in self.tool_calls.values()
-                    ],
-                    citations=list(self.citations.values()),
+                (message,) = prepared.insert(
+                    [
+                        Message(
+                            organization_id=run.organization_id,
+                            session_id=run.session_id,
+                            role=Message.Role.ASSISTANT,
+                            content=text,
+                            structured=output_json,
+                            run=run,
+                            tool_calls=[
+                                {k: v for k, v in c.items() if k in ("id", "name", "args", "result", "error")}
+                                for c in self.tool_calls.values()
+                            ],
+                            citations=list(self.citations.values()),
+                        )
+                    ]
                 )
             latency_ms = self.ms()
-            AgentRun.objects.filter(pk=run.pk).update(
-                status=status,
-                output=text,
-                output_json=output_json,
-                model_used=f"{self._choice.provider}/{self._choice.name}",
-                input_tokens=self.input_tokens,
-                output_tokens=self.output_tokens,
-                cost=self.cost,
-                latency_ms=latency_ms,
-                trace=self.trace,
-                last_seq=self.events.seq + 1,
-                finished_at=timezone.now(),
-                error="Cancelled by the user." if self.cancelled else "",
+            prepared.update(
+                AgentRun,
+                where={"id": run.pk},
+                values={
+                    "status": status,
+                    "output": text,
+                    "output_json": output_json,
+                    "model_used": f"{self._choice.provider}/{self._choice.name}",
+                    "input_tokens": self.input_tokens,
+                    "output_tokens": self.output_tokens,
+                    "cost": self.cost,
+                    "latency_ms": latency_ms,
+                    "trace": self.trace,
+                    "last_seq": self.events.seq + 1,
+                    "finished_at": timezone.now(),
+                    "error": "Cancelled by the user." if self.cancelled else "",
+                },
             )
             done = self.events.stage(
                 "done",
@@ -440,8 +449,10 @@ def execute_run(run_id: int, *, resume: bool = False) -> str:
             pk=run_id, status=AgentRun.Status.WAITING, paused_state__has_key="decision"
         ).update(status=AgentRun.Status.RUNNING)
     else:
-        claimed = AgentRun.objects.filter(pk=run_id, status=AgentRun.Status.QUEUED).update(
-            status=AgentRun.Status.RUNNING, started_at=timezone.now()
+        claimed = prepared.update(
+            AgentRun,
+            where={"id": run_id, "status": AgentRun.Status.QUEUED},
+            values={"status": AgentRun.Status.RUNNING, "started_at": timezone.now()},
         )
     if not claimed:
         return "skipped"  # gone, cancelled, undecided, or another worker has it
