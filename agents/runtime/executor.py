@@ -5,12 +5,11 @@ Steps (ARCHITECTURE "A chat message, end to end", 4 and 7):
 - re-check that the run's user may still use the agent's organization;
 - stream from the model; every delta, tool call, handoff and guardrail trip is a RunEvent;
 - if the primary model fails before producing anything, try the fallback model;
-- save the assistant message, tokens, cost, latency and trace in one transaction.
+- save the assistant message, tokens, cost, latency and trace in one transaction (`outcome`).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from decimal import Decimal
@@ -18,20 +17,20 @@ from typing import Any
 
 from agno.run.agent import RunOutput
 from agno.run.team import TeamRunOutput
-from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from accounts.models import Membership
 from accounts.services import ServiceError
 from agents.config import ModelChoice
-from agents.models import AgentRun, Message
+from agents.models import AgentRun
 from agents.runtime import cancel
 from agents.runtime.builder import build_agent
 from agents.runtime.citations import citations_in
 from agents.runtime.context import approved_output, extra_context, history_messages
 from agents.runtime.events import EventWriter
-from agents.runtime.guardrails import Trip, check_output
+from agents.runtime.guardrails import Trip
+from agents.runtime.outcome import ModelFailed, Outcome, Paused, RunFailed
 from agents.runtime.providers import begin_tracking, close_tracked, cost_of
 from agents.runtime.tools import ToolContext
 from billing.pricing import token_cost, tool_cost
@@ -43,23 +42,7 @@ logger = logging.getLogger(__name__)
 CANCEL_POLL_SECONDS = 0.1
 
 
-class RunFailed(Exception):
-    pass
-
-
-class ModelFailed(Exception):
-    """The provider failed before any output was produced (so a fallback may take over)."""
-
-
-class Paused(Exception):
-    """A tool marked "ask before running" wants approval; the run waits in the database."""
-
-    def __init__(self, output: Any):
-        super().__init__("paused")
-        self.output = output
-
-
-class Execution:
+class Execution(Outcome):
     def __init__(self, run: AgentRun):
         self.run = run
         self.events = EventWriter(run.pk, run.last_seq)
@@ -275,155 +258,6 @@ class Execution:
         else:
             label = "The model failed" if len(errors) == 1 else "The model and its fallback both failed"
             raise RunFailed(f"{label}: " + " | ".join(errors))
-
-    def finish(self) -> None:
-        run = self.run
-        text = "".join(self.text)
-        output_json = None
-        content: Any = self.structured if self.structured is not None else text
-        if not self.cancelled:
-            content, notes, blocking = check_output(content, self.built.config.guardrails, self.built.schema)
-            for note in notes:
-                self.on_trip(note)
-            if blocking is not None:
-                self.on_trip(blocking)
-                raise RunFailed(f"Blocked by output guardrail: {blocking.message}")
-        if isinstance(content, dict | list):
-            output_json = content
-            text = json.dumps(content, ensure_ascii=False, indent=2)
-        else:
-            text = str(content)
-        if self.buffer_output and text and not self.cancelled:
-            self.events.emit("delta", {"text": text})
-        status = AgentRun.Status.CANCELLED if self.cancelled else AgentRun.Status.SUCCEEDED
-        self.final_status = status
-        # One transaction for the answer, the run's final fields, the bill and the remaining events
-        # ("done" included); "done" is announced after the commit, so a client that reacts to it
-        # finds the final rows.
-        with transaction.atomic():
-            message = None
-            if run.session_id and text:
-                (message,) = prepared.insert(
-                    [
-                        Message(
-                            organization_id=run.organization_id,
-                            session_id=run.session_id,
-                            role=Message.Role.ASSISTANT,
-                            content=text,
-                            structured=output_json,
-                            run=run,
-                            tool_calls=[
-                                {k: v for k, v in c.items() if k in ("id", "name", "args", "result", "error")}
-                                for c in self.tool_calls.values()
-                            ],
-                            citations=list(self.citations.values()),
-                        )
-                    ]
-                )
-            latency_ms = self.ms()
-            prepared.update(
-                AgentRun,
-                where={"id": run.pk},
-                values={
-                    "status": status,
-                    "output": text,
-                    "output_json": output_json,
-                    "model_used": f"{self._choice.provider}/{self._choice.name}",
-                    "input_tokens": self.input_tokens,
-                    "output_tokens": self.output_tokens,
-                    "cost": self.cost,
-                    "latency_ms": latency_ms,
-                    "trace": self.trace,
-                    "last_seq": self.events.seq + 1,
-                    "finished_at": timezone.now(),
-                    "error": "Cancelled by the user." if self.cancelled else "",
-                },
-            )
-            done = self.events.stage(
-                "done",
-                {
-                    "status": status,
-                    "message_id": message.pk if message else None,
-                    "input_tokens": self.input_tokens,
-                    "output_tokens": self.output_tokens,
-                    "cost": str(self.cost),
-                    "latency_ms": latency_ms,
-                },
-            )
-            self.events.flush()
-            self._settle(status)  # last: it locks the organization's balance row until the commit
-        self.events.result = {
-            "session_id": run.session_id,
-            "status": status,
-            "output": text,
-            "output_json": output_json,
-            "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens,
-            "cost": str(self.cost),
-            "latency_ms": latency_ms,
-            "error": "Cancelled by the user." if self.cancelled else "",
-        }
-        self.events.announce(done)
-
-    def wait_for_approval(self, output: Any) -> None:
-        """Park the run: its agno state goes to the database, nothing sleeps in the worker."""
-        self.final_status = AgentRun.Status.WAITING
-        state = json.loads(json.dumps(output.to_dict(), default=str))
-        tools = [
-            {"name": t.tool_name, "args": t.tool_args or {}}
-            for t in (output.tools or [])
-            if t.requires_confirmation and t.confirmed is None
-        ]
-        self.events.flush()
-        AgentRun.objects.filter(pk=self.run.pk).update(
-            status=AgentRun.Status.WAITING,
-            paused_state=state,
-            output="".join(self.text),
-            input_tokens=self.input_tokens,
-            output_tokens=self.output_tokens,
-            cost=self.cost,
-            trace=self.trace,
-            last_seq=self.events.seq + 1,
-        )
-        self.events.emit("approval", {"tools": tools, "status": "waiting"})
-        from agents.runtime.events import done_signal
-
-        done_signal(self.run.pk, AgentRun.Status.WAITING)  # a caller waiting for the answer gets the question
-
-    def _settle(self, status: str) -> None:
-        """Billing: release the reservation and charge what was used, in the run's final transaction."""
-        from billing.hooks import settle_agent_run
-
-        choice = getattr(self, "_choice", None)
-        settle_agent_run(
-            run=self.run,
-            credits=self.credits,
-            model=choice.name if choice else "",
-            input_tokens=self.input_tokens,
-            output_tokens=self.output_tokens,
-            status=status,
-        )
-
-    def fail(self, reason: str) -> None:
-        run = self.run
-        self.final_status = AgentRun.Status.FAILED
-        self.events.flush()
-        with transaction.atomic():
-            AgentRun.objects.filter(pk=run.pk).update(
-                status=AgentRun.Status.FAILED,
-                error=reason[:5000],
-                output="".join(self.text),
-                input_tokens=self.input_tokens,
-                output_tokens=self.output_tokens,
-                cost=self.cost,
-                latency_ms=self.ms(),
-                trace=self.trace,
-                last_seq=self.events.seq + 2,
-                finished_at=timezone.now(),
-            )
-            self._settle(AgentRun.Status.FAILED)
-        self.events.emit("error", {"message": reason, "final": True})
-        self.events.emit("done", {"status": AgentRun.Status.FAILED, "error": reason})
 
 
 def _run_to_execute(run_id: int) -> Any:
