@@ -226,6 +226,8 @@ def insert(objs: list[M], using: str = DEFAULT_DB_ALIAS) -> list[M]:
     model = type(objs[0])
     if any(type(obj) is not model or obj.pk is not None for obj in objs):
         raise ValueError("insert() takes new rows of one model")
+    if model._meta.parents:
+        raise ImproperlyConfigured("insert() writes one table; use bulk_create for multi-table inheritance")
     key = ("insert", model, len(objs), using)
 
     def build() -> tuple[str, list[Field[Any, Any]]]:
