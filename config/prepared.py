@@ -148,11 +148,16 @@ _writes: dict[tuple[Any, ...], tuple[str, list[Field[Any, Any]]]] = {}
 _writes_lock = threading.Lock()
 
 
+_MAX_CACHED_ROWS = 64  # an insert of more rows (a long stream's events) builds its SQL each time
+
+
 def _statement(
-    key: tuple[Any, ...], build: Callable[[], tuple[str, list[Field[Any, Any]]]]
+    key: tuple[Any, ...], build: Callable[[], tuple[str, list[Field[Any, Any]]]], cache: bool = True
 ) -> tuple[str, list[Field[Any, Any]]]:
     statement = _writes.get(key)
     if statement is None:
+        if not cache:
+            return build()
         with _writes_lock:
             statement = _writes.setdefault(key, build())
     return statement
@@ -207,7 +212,10 @@ def update(
     sql, fields = _statement(key, build)
     connection = connections[using]
     set_values = [*values.values(), *add.values()]
-    params = [field.get_db_prep_save(value, connection) for field, value in zip(fields, set_values)]  # noqa: B905
+    params = [
+        field.get_db_prep_save(value, connection)
+        for field, value in zip(fields[: len(set_values)], set_values, strict=True)
+    ]
     for field, (name, value) in zip(fields[len(set_values) :], where.items(), strict=True):
         if name.endswith("__in"):
             params.append([field.get_db_prep_value(v, connection, prepared=False) for v in value])
@@ -232,7 +240,7 @@ def insert(objs: list[M], using: str = DEFAULT_DB_ALIAS) -> list[M]:
 
     def build() -> tuple[str, list[Field[Any, Any]]]:
         meta, quote = model._meta, connections[using].ops.quote_name
-        fields = [f for f in meta.local_concrete_fields if not f.primary_key]
+        fields = [f for f in meta.local_concrete_fields if not f.primary_key and not f.generated]
         columns = ", ".join(quote(str(f.column)) for f in fields)
         row = "(" + ", ".join(["%s"] * len(fields)) + ")"
         sql = (
@@ -241,7 +249,7 @@ def insert(objs: list[M], using: str = DEFAULT_DB_ALIAS) -> list[M]:
         )
         return sql, fields
 
-    sql, fields = _statement(key, build)
+    sql, fields = _statement(key, build, cache=len(objs) <= _MAX_CACHED_ROWS)
     connection = connections[using]
     params = [f.get_db_prep_save(f.pre_save(obj, True), connection) for obj in objs for f in fields]
     with connection.cursor() as cursor:

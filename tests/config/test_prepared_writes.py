@@ -151,3 +151,12 @@ def test_rows_read_values_lists_like_the_orm_with_converters(workflow):
     assert got[0] == (b.pk, {"deep": {"x": [1]}}, Decimal("0"), "Writes")  # JSON decoded, Decimal typed
     assert got[1][2] == Decimal("2.5")
     assert rows.rows(-1) == []
+
+
+def test_a_large_insert_is_written_without_keeping_its_sql(workflow):
+    shapes = len(prepared._writes)
+    rows = prepared.insert([_run(workflow, last_seq=n) for n in range(prepared._MAX_CACHED_ROWS + 1)])
+    assert len(prepared._writes) == shapes
+    assert sorted(
+        WorkflowRun.objects.filter(pk__in=[r.pk for r in rows]).values_list("last_seq", flat=True)
+    ) == list(range(prepared._MAX_CACHED_ROWS + 1))
