@@ -24,7 +24,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from billing.models import ZERO, BillingAccount, CreditTransaction, Plan
-from config.prepared import Prepared
+from config.prepared import Prepared, insert_fields
 
 logger = logging.getLogger(__name__)
 Q4 = Decimal("0.0001")
@@ -167,7 +167,7 @@ def _apply(org_id: int, parts: list[tuple[CreditTransaction, str, list[Any]]]) -
         amounts.append(f"({expression})::numeric AS a{n}")
         params.extend(values)
     selects: list[str] = []
-    fields = [f for f in CreditTransaction._meta.concrete_fields if not f.primary_key]
+    fields = insert_fields(CreditTransaction)
     columns = ", ".join(connection.ops.quote_name(str(f.column)) for f in fields)
     running = "v.before"
     for n, (entry, _, _) in enumerate(parts):

@@ -226,6 +226,12 @@ def update(
         return int(cursor.rowcount)
 
 
+def insert_fields(model: type[Model]) -> list[Field[Any, Any]]:
+    """The columns an INSERT of a new row writes, as `bulk_create` picks them: not the database's
+    primary key, not generated columns."""
+    return [f for f in model._meta.local_concrete_fields if not f.primary_key and not f.generated]
+
+
 def insert(objs: list[M], using: str = DEFAULT_DB_ALIAS) -> list[M]:
     """`bulk_create` of new rows of one model whose primary key the database assigns: one INSERT,
     the primary keys set on the objects, which count as saved afterwards."""
@@ -240,7 +246,7 @@ def insert(objs: list[M], using: str = DEFAULT_DB_ALIAS) -> list[M]:
 
     def build() -> tuple[str, list[Field[Any, Any]]]:
         meta, quote = model._meta, connections[using].ops.quote_name
-        fields = [f for f in meta.local_concrete_fields if not f.primary_key and not f.generated]
+        fields = insert_fields(model)
         columns = ", ".join(quote(str(f.column)) for f in fields)
         row = "(" + ", ".join(["%s"] * len(fields)) + ")"
         sql = (
