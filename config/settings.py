@@ -133,11 +133,12 @@ if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
 else:
     _embedded_db: dict[str, object] = {
-        "ENGINE": "django.db.backends.postgresql",
         **embedded.pg_settings(),
         "CONN_MAX_AGE": env_int("DB_CONN_MAX_AGE", 0 if TESTING else 60),
     }
     DATABASES = {"default": _embedded_db}  # type: ignore[dict-item]
+# Django's PostgreSQL backend, plus statements that can travel with the COMMIT (config/postgres).
+DATABASES["default"]["ENGINE"] = "config.postgres"
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # A connection pool per process (psycopg_pool): under ASGI each request has a connection of its
 # own (config/handlers.py reuses request threads, but Django keeps connections per request context),

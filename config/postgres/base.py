@@ -1,0 +1,76 @@
+"""Django's PostgreSQL backend, plus statements that travel with the COMMIT.
+
+A statement that locks a hot row (the organization's balance row, which every run passes twice) keeps
+that lock until its transaction commits. Sent the usual way, the lock is held while the result comes
+back, while the thread waits for the GIL to read it (a worker has hundreds of threads), and while the
+COMMIT goes out: every other run of the organization queues behind that. `send_with_commit()` queues
+the statement instead; the commit then sends it and the COMMIT in one flight (psycopg's pipeline
+mode), so the lock lives only inside the server, for the time of the statement and the commit.
+
+The statement runs last in its transaction, after everything the block executed. Its rows go to a
+callback that runs after the commit, first among the on-commit hooks (it may use the database). An
+error in the statement fails the commit: the transaction is rolled back and the error raised where the
+outermost `atomic` block ends, as any failed commit is.
+
+Only the outermost atomic block can hold such a statement (inside a savepoint, or in a test case's
+wrapping transaction, there is no commit to ride with): elsewhere `send_with_commit()` returns False
+and the caller runs the statement itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any
+
+from django.db.backends.postgresql import base
+from psycopg import pq
+
+Rows = list[tuple[Any, ...]]
+
+
+class DatabaseWrapper(base.DatabaseWrapper):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.with_commit: list[tuple[str, Sequence[Any], Callable[[Rows], None]]] = []
+
+    def send_with_commit(self, sql: str, params: Sequence[Any], done: Callable[[Rows], None]) -> bool:
+        """Queue `sql` to run with this transaction's COMMIT; `done(rows)` is called after the commit.
+        False, and nothing queued, when not directly in the outermost atomic block."""
+        if not self.in_atomic_block or len(self.atomic_blocks) != 1 or self.needs_rollback:
+            return False
+        self.with_commit.append((sql, params, done))
+        return True
+
+    def _commit(self) -> None:
+        queued, self.with_commit = self.with_commit, []
+        if not queued or self.connection is None:
+            return super()._commit()  # type: ignore[misc]  # not in the stubs
+        conn = self.connection
+        with self.wrap_database_errors:
+            cursors = [conn.cursor() for _ in queued]
+            if conn.pgconn.transaction_status == pq.TransactionStatus.IDLE:
+                # Nothing else ran in this transaction: no flight to share (and psycopg would skip a
+                # COMMIT queued before its BEGIN was sent).
+                for cursor, (sql, params, _) in zip(cursors, queued, strict=True):
+                    cursor.execute(sql, params)
+                conn.commit()
+            else:
+                with conn.pipeline():
+                    for cursor, (sql, params, _) in zip(cursors, queued, strict=True):
+                        cursor.execute(sql, params)
+                    conn.commit()
+            results = [cursor.fetchall() if cursor.description else [] for cursor in cursors]
+        # First among the on-commit hooks, which run once Django is back in autocommit.
+        hooks: list[Any] = [
+            (set(), partial(done, rows), False) for (_, _, done), rows in zip(queued, results, strict=True)
+        ]
+        self.run_on_commit[:0] = hooks
+
+    def _rollback(self) -> None:
+        self.with_commit = []
+        return super()._rollback()  # type: ignore[misc]  # not in the stubs
+
+    def _close(self) -> None:
+        self.with_commit = []
+        return super()._close()  # type: ignore[misc]  # not in the stubs
