@@ -203,8 +203,13 @@ class RunAcceptedOutput(serializers.Serializer):
     status = serializers.CharField()
 
 
+# One instance, whose fields are built once: every waited-for run is answered through it, and DRF
+# deep-copies a serializer's declared fields for each new instance. `to_representation` keeps no state.
+_RUN_RESULT = RunResultOutput()
+
+
 def run_result(run: AgentRun) -> dict[str, Any]:
-    return RunResultOutput(
+    return _RUN_RESULT.to_representation(
         {
             "run_id": run.pk,
             "session_id": run.session_id,
@@ -216,7 +221,7 @@ def run_result(run: AgentRun) -> dict[str, Any]:
             "latency_ms": run.latency_ms,
             "error": run.error,
         }
-    ).data
+    )
 
 
 class RunOutput(serializers.ModelSerializer):
