@@ -1,5 +1,9 @@
 """Where billing meets the runs: reserve before an agent run starts, settle in its final transaction.
 
+Both ride with the COMMIT of the transaction they are called in when that is the outermost one
+(`at_commit`, billing/ledger.py): the organization's balance row, which every run passes twice, is
+then locked only inside the database.
+
 Keys make every step idempotent: `run:<id>:reserve`, `run:<id>:reserve:release`, `run:<id>:usage`.
 Usage entries name the user, the agent and (for a workflow step) the workflow run, so the org can see
 who spent what.
@@ -13,20 +17,21 @@ from typing import Any
 from billing import ledger, pricing
 
 
-def reserve_agent_run(*, run: Any, model: str, instructions: str, max_tokens: int | None) -> Decimal:
-    """Hold the run's estimated cost. Raises ledger.InsufficientCredits."""
-    estimate = pricing.estimate_run(model, run.input, instructions, max_tokens)
+def reserve_agent_run(*, run: Any, model: str, estimate: Decimal) -> None:
+    """Hold the run's estimated cost. Raises ledger.InsufficientCredits, or, when the hold rides with
+    the commit, fails that commit in a way `ledger.refusal()` recognizes. Call it last in the
+    transaction that creates the run. `estimate`: `pricing.estimate_run` of the run."""
     ledger.reserve(
         org=run.organization_id,
         amount=estimate,
         key=f"run:{run.pk}:reserve",
         description=f"Reserved for run {run.pk}",
+        at_commit=True,
         run=run,
         agent_id=run.agent_id,
         user_id=run.user_id,
         model=model,
     )
-    return estimate
 
 
 def _workflow_refs(run: Any) -> dict[str, Any]:
@@ -47,13 +52,15 @@ def _workflow_refs(run: Any) -> dict[str, Any]:
 
 def settle_agent_run(
     *, run: Any, credits: Decimal, model: str, input_tokens: int, output_tokens: int, status: str
-) -> Decimal:
-    """Release the reservation and charge what the run used. Call inside the run's final transaction."""
+) -> Decimal | None:
+    """Release the reservation and charge what the run used. Call it last in the run's final
+    transaction. What was charged, or None when that is known only after the commit."""
     return ledger.settle(
         org=run.organization_id,
         reservation_key=f"run:{run.pk}:reserve",
         usage=credits,
         usage_key=f"run:{run.pk}:usage",
+        at_commit=True,
         description=f"Run {run.pk} ({status}): {input_tokens} in / {output_tokens} out tokens on {model}",
         run=run,
         agent_id=run.agent_id,

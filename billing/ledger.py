@@ -1,33 +1,37 @@
 """The credit ledger: the only code that changes a balance.
 
-`post()` writes one entry and moves the cached balance in the same transaction, with a conditional
-update that can never take it below zero (the database check backs it up). An idempotency key that
+`post()` writes one entry and moves the cached balance in the same transaction, in one statement
+(billing/moves.py) that can never take it below zero (the database check backs it up). An idempotency key that
 was used before returns the earlier entry and changes nothing, so a retried task, a replayed Stripe
 event or a double click are harmless.
 
 Runs: `reserve()` before a run starts (refused with `InsufficientCredits`), then `settle()` at the
 end in the run's own transaction: the reservation is released and the actual usage charged (capped at
-what the organization has), so a failed or cancelled run pays only for what it used.
+what the organization has), so a failed or cancelled run pays only for what it used. Both can ride
+with the COMMIT of the run's transaction (`at_commit`), so the balance row, which every run of the
+organization passes twice, is locked only inside the database.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.utils import timezone
 
+from billing import moves
 from billing.models import ZERO, BillingAccount, CreditTransaction, Plan
-from config.prepared import Prepared, insert_fields
+from billing.moves import Moved, q
+from config.prepared import Prepared
 
 logger = logging.getLogger(__name__)
-Q4 = Decimal("0.0001")
 T = CreditTransaction.Type
 
 
@@ -40,10 +44,6 @@ class InsufficientCredits(Exception):
             f"Not enough credits: this needs about {needed.quantize(Decimal('0.01'))} and the organization "
             f"has {available.quantize(Decimal('0.01'))}. Add credits to continue."
         )
-
-
-def q(value: Any) -> Decimal:
-    return Decimal(value).quantize(Q4, rounding=ROUND_HALF_UP)
 
 
 def free_plan() -> Plan:
@@ -121,10 +121,10 @@ def post(
     )
     # `allow_partial` debits what there is: the amount is capped at the locked balance.
     parts = [(entry, "GREATEST(%s, -cur.balance)" if amount < 0 and allow_partial else "%s", [amount])]
-    moved = _apply(org_id, parts)
+    moved = moves.apply(org_id, parts)
     if moved is None:  # no account yet: create it (with its sign-up grant), then try again
         account_for(org_id)
-        moved = _apply(org_id, parts)
+        moved = moves.apply(org_id, parts)
     if moved is None or not moved.applied:
         existing = CreditTransaction.objects.filter(organization_id=org_id, idempotency_key=key).first()
         if existing is not None:
@@ -137,96 +137,6 @@ def post(
     return entry
 
 
-def _this_month() -> str:
-    """The month budget alerts are keyed by (billing.caps marks `budget_alerted_month` with it)."""
-    from billing.limits import month_start  # limits imports this module
-
-    return month_start().strftime("%Y-%m")
-
-
-@dataclass
-class _Moved:
-    before: Decimal  # the balance before the move
-    amounts: list[Decimal]  # what each entry moved
-    applied: bool  # False: it did not fit, or an entry with its key exists (nothing moved)
-    alert_due: bool  # a low-balance or budget alert may be due (the alert task decides for real)
-
-
-def _apply(org_id: int, parts: list[tuple[CreditTransaction, str, list[Any]]]) -> _Moved | None:
-    """Write entries and move the balance by their sum, in ONE statement: the balance row is locked,
-    each entry's amount is computed from the balance (an SQL expression over `cur.balance`), the
-    entries are inserted, and the balance is moved only if they all were (none had a used key) and
-    it stays >= 0. One statement means no savepoint and no round trip while the organization's
-    balance row is locked, which every run of the organization passes through. None: no account."""
-    if not connection.in_atomic_block:
-        with transaction.atomic():  # so that the check below can undo a partial write
-            return _apply(org_id, parts)
-    params: list[Any] = [org_id]
-    amounts = []
-    for n, (_, expression, values) in enumerate(parts):
-        amounts.append(f"({expression})::numeric AS a{n}")
-        params.extend(values)
-    selects: list[str] = []
-    fields = insert_fields(CreditTransaction)
-    columns = ", ".join(connection.ops.quote_name(str(f.column)) for f in fields)
-    running = "v.before"
-    for n, (entry, _, _) in enumerate(parts):
-        running = f"{running} + v.a{n}"
-        values = []
-        for f in fields:
-            if f.attname == "amount":
-                values.append(f"v.a{n}")
-            elif f.attname == "balance_after":
-                values.append(f"({running})")
-            else:
-                values.append(f"CAST(%s AS {f.cast_db_type(connection)})")  # typed: the SELECTs are a UNION
-                params.append(f.get_db_prep_save(f.pre_save(entry, True), connection))
-        selects.append(f"SELECT {', '.join(values)} FROM v WHERE {running} >= 0")  # noqa: S608  # nosec B608
-    total = " + ".join(f"v.a{n}" for n in range(len(parts)))
-    params += [org_id, len(parts), _this_month()]
-    sql = (
-        "WITH cur AS (SELECT balance FROM billing_billingaccount WHERE organization_id = %s FOR UPDATE), "  # noqa: S608  # nosec B608 - built from the model's own columns
-        f"v AS (SELECT cur.balance AS before, {', '.join(amounts)} FROM cur), "
-        f"ins AS (INSERT INTO billing_credittransaction ({columns}) {' UNION ALL '.join(selects)} "
-        "ON CONFLICT (organization_id, idempotency_key) DO NOTHING RETURNING id, idempotency_key), "
-        f"moved AS (UPDATE billing_billingaccount a SET balance = v.before + {total}, updated_at = now() "
-        "FROM v WHERE a.organization_id = %s AND (SELECT count(*) FROM ins) = %s "
-        "RETURNING a.balance, " + _ALERT_MAY_BE_DUE + ") "  # noqa: S608  # nosec B608
-        f"SELECT v.before, {', '.join(f'v.a{n}' for n in range(len(parts)))}, moved.balance IS NOT NULL, "
-        "COALESCE(moved.alert, false), (SELECT json_object_agg(idempotency_key, id) FROM ins) "
-        "FROM v LEFT JOIN moved ON true"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    before, moved_amounts = q(row[0]), [q(a) for a in row[1:-3]]
-    applied, alert_due, ids = row[-3], row[-2], row[-1]
-    if isinstance(ids, str):  # json arrives parsed unless a text loader is registered for it
-        ids = json.loads(ids)
-    if applied:
-        running_balance = before
-        for (entry, _, _), amount in zip(parts, moved_amounts, strict=True):
-            running_balance += amount
-            entry.amount, entry.balance_after = amount, running_balance
-            entry.pk = ids[entry.idempotency_key]
-            entry._state.adding, entry._state.db = False, connection.alias
-    elif ids:
-        # Some entries went in and others met a used key: only a settle racing a replay of the same
-        # run does that. Nothing moved; the caller's transaction is undone with these rows.
-        raise IntegrityError(f"ledger entries of org {org_id} were partly written already; nothing moved")
-    return _Moved(before=before, amounts=moved_amounts, applied=bool(applied), alert_due=bool(alert_due))
-
-
-# Whether a low-balance or budget alert may be due, read off the account row `a` an UPDATE has just
-# written, so the alert task is queued only then, not after every debit (the task decides for real).
-_ALERT_MAY_BE_DUE = (
-    "((a.balance < a.low_balance_threshold AND NOT a.low_balance_notified) "
-    "OR (a.monthly_budget IS NOT NULL AND a.budget_alerted_month <> %s)) AS alert"
-)
-
-
 # ------------------------------------------------------------------ runs
 
 
@@ -236,13 +146,75 @@ class Reservation:
     amount: Decimal
 
 
-def reserve(*, org: Any, amount: Any, key: str, description: str = "", **refs: Any) -> Reservation | None:
-    """Hold credits for a run before it starts. Nothing to hold (a free model) is None."""
+def reserve(
+    *, org: Any, amount: Any, key: str, description: str = "", at_commit: bool = False, **refs: Any
+) -> Reservation | None:
+    """Hold credits for a run before it starts. Nothing to hold (a free model) is None.
+
+    `at_commit`: the hold is sent with the COMMIT of the caller's transaction (`moves.apply_at_commit`),
+    which the caller must be the outermost of; too little credit then fails that commit with an
+    IntegrityError that `refusal()` turns into `InsufficientCredits`, and the transaction is undone.
+    Outside such a transaction the hold is made at once, as without it."""
     amount = q(amount)
     if amount <= 0:
         return None
-    post(org=org, type=T.RESERVATION, amount=-amount, key=key, description=description, **refs)
+    org_id = org if isinstance(org, int) else org.pk
+    if at_commit:
+        entry = CreditTransaction(
+            organization_id=org_id,
+            type=T.RESERVATION,
+            balance_after=ZERO,
+            idempotency_key=key,
+            description=description[:300],
+            **refs,
+        )
+
+        def held(moved: Moved | None) -> None:
+            if moved is None:  # no account row to move: make it and hold now (the run is committed;
+                # a refusal is only logged, and the settle charges what there is)
+                try:
+                    post(
+                        org=org_id,
+                        type=T.RESERVATION,
+                        amount=-amount,
+                        key=key,
+                        description=description,
+                        **refs,
+                    )
+                except InsufficientCredits:
+                    logger.warning(
+                        "org %s: run reservation %s found too little credit after its commit", org_id, key
+                    )
+            elif moved.applied and moved.alert_due:
+                _check_alerts(org_id)
+
+        if moves.apply_at_commit(org_id, [(entry, "%s", [-amount])], strict=True, done=held):
+            return Reservation(key=key, amount=amount)
+    post(org=org_id, type=T.RESERVATION, amount=-amount, key=key, description=description, **refs)
     return Reservation(key=key, amount=amount)
+
+
+def refusal(exc: BaseException, org: Any, needed: Any) -> InsufficientCredits | None:
+    """The `InsufficientCredits` behind a commit that failed on the balance check (an `at_commit`
+    hold that did not fit), or None for any other error."""
+    cause = getattr(exc, "__cause__", None)
+    diag = getattr(cause, "diag", None)
+    if not isinstance(exc, IntegrityError) or getattr(diag, "constraint_name", None) != moves.NOT_NEGATIVE:
+        return None
+    return InsufficientCredits(q(needed), balance(org))
+
+
+# One read before a settle: the reservation's amount, and whether an entry of the settle exists.
+_SETTLE_ENTRIES = Prepared(
+    lambda org_id, reservation, release, usage: CreditTransaction.objects.filter(
+        Q(idempotency_key=reservation) | Q(idempotency_key=release) | Q(idempotency_key=usage),
+        organization_id=org_id,
+    ).values_list("idempotency_key", "type", "amount"),
+    int,
+    str,
+    str,
+    str,
+)
 
 
 def settle(
@@ -252,82 +224,78 @@ def settle(
     usage: Any,
     usage_key: str,
     description: str = "",
+    at_commit: bool = False,
     **refs: Any,
-) -> Decimal:
+) -> Decimal | None:
     """Release a reservation and charge the actual usage (capped at what there is). Idempotent by
-    keys. Returns what was charged."""
+    keys. Returns what was charged.
+
+    `at_commit`: the release and the charge are sent with the COMMIT of the caller's transaction,
+    which the caller must be the outermost of (see `reserve`); the charge is then known only after
+    the commit, and None is returned. A replay, or a settle outside such a transaction, is made at
+    once as without it."""
     org_id = org if isinstance(org, int) else org.pk
     release_key = f"{reservation_key}:release"
-    # One read: the reservation's amount, and whether any entry of this settle exists already.
     found = {
         key: (type_, amount)
-        for key, type_, amount in CreditTransaction.objects.filter(
-            organization_id=org_id, idempotency_key__in=[reservation_key, release_key, usage_key]
-        ).values_list("idempotency_key", "type", "amount")
+        for key, type_, amount in _SETTLE_ENTRIES.rows(org_id, reservation_key, release_key, usage_key)
     }
     held_type, held = found.get(reservation_key, (None, None))
     if held_type != T.RESERVATION:
         held = None
     released = -held if held is not None and held < 0 else ZERO
     usage = q(usage)
+    by_entries = partial(
+        _settle_by_entries,
+        org_id,
+        reservation_key,
+        released,
+        usage,
+        usage_key,
+        description=description,
+        **refs,
+    )
     charged = None
     if release_key not in found and usage_key not in found:
-        charged = _settle_at_once(
-            org_id, reservation_key, released, usage, usage_key, description=description, **refs
-        )
+        parts = moves.settle_parts(org_id, reservation_key, released, usage, usage_key, description, refs)
+        if not parts:
+            return ZERO
+        if at_commit:
+
+            def settled(moved: Moved | None) -> None:
+                try:
+                    _after_settle(org_id, usage, moved, by_entries)
+                except Exception:  # the run is committed already: a failed charge must not undo it
+                    logger.exception(
+                        "org %s: the settle of %s failed after its commit", org_id, reservation_key
+                    )
+
+            if moves.apply_at_commit(org_id, parts, strict=True, done=settled):
+                return None
+        charged = _after_settle(org_id, usage, moves.apply(org_id, parts), None)
     if charged is None:  # a replay, a release written before, or no account yet: entry by entry
-        charged = _settle_by_entries(
-            org_id, reservation_key, released, usage, usage_key, description=description, **refs
-        )
-    if charged < usage:
-        logger.warning("org %s: usage %s charged only %s (balance ran out)", org_id, usage, charged)
+        charged = by_entries()
     return charged
 
 
-def _settle_at_once(
-    org_id: int,
-    reservation_key: str,
-    released: Decimal,
-    usage: Decimal,
-    usage_key: str,
-    *,
-    description: str,
-    **refs: Any,
+def _after_settle(
+    org_id: int, usage: Decimal, moved: Moved | None, by_entries: Callable[[], Decimal] | None
 ) -> Decimal | None:
-    """The release and the usage as one statement (a run's final transaction stays short). None when
-    that cannot be done: an entry already exists, or there is no account."""
-    if released <= 0 and usage <= 0:
-        return ZERO
-    parts: list[tuple[CreditTransaction, str, list[Any]]] = []
-    if released > 0:
-        release = CreditTransaction(
-            organization_id=org_id,
-            type=T.RELEASE,
-            balance_after=ZERO,
-            idempotency_key=f"{reservation_key}:release",
-            description=f"Release: {description}"[:300],
-            **refs,
-        )
-        parts.append((release, "%s", [released]))
-    if usage > 0:
-        charge = CreditTransaction(
-            organization_id=org_id,
-            type=T.USAGE,
-            balance_after=ZERO,
-            idempotency_key=usage_key,
-            description=description[:300],
-            **refs,
-        )
-        # The usage takes what there is, after the release.
-        parts.append((charge, "-LEAST(%s, cur.balance + %s)", [usage, max(released, ZERO)]))
-    moved = _apply(org_id, parts)
+    """What a one-statement settle charged, its alert queued. When it did not move (an entry exists
+    already, or no account), the settle entry by entry (`by_entries`, after a commit) or None."""
     if moved is None or not moved.applied:
-        return None
+        return by_entries() if by_entries is not None else None
     if usage <= 0:
         return ZERO
     if moved.alert_due:
-        transaction.on_commit(lambda: _check_alerts(org_id))
-    return -moved.amounts[-1]
+        if connection.in_atomic_block:
+            transaction.on_commit(lambda: _check_alerts(org_id))
+        else:
+            _check_alerts(org_id)
+    charged = -moved.amounts[-1]
+    if charged < usage:
+        logger.warning("org %s: usage %s charged only %s (balance ran out)", org_id, usage, charged)
+    return charged
 
 
 def _settle_by_entries(
@@ -361,7 +329,10 @@ def _settle_by_entries(
             allow_partial=True,
             **refs,
         )
-    return -entry.amount
+    charged = -entry.amount
+    if charged < usage:
+        logger.warning("org %s: usage %s charged only %s (balance ran out)", org_id, usage, charged)
+    return charged
 
 
 def release(*, org: Any, reservation_key: str, description: str = "") -> None:

@@ -134,7 +134,7 @@ class Outcome:
                 },
             )
             self.events.flush()
-            self._settle(status)  # last: it locks the organization's balance row until the commit
+            self._settle(status)  # last: it locks the organization's balance row, so it rides with the COMMIT
         self.events.result = {
             "session_id": run.session_id,
             "status": status,
@@ -174,7 +174,8 @@ class Outcome:
         done_signal(self.run.pk, AgentRun.Status.WAITING)  # a caller waiting for the answer gets the question
 
     def _settle(self, status: str) -> None:
-        """Billing: release the reservation and charge what was used, in the run's final transaction."""
+        """Billing: release the reservation and charge what was used, last in the run's final
+        transaction (sent with its COMMIT, billing.hooks)."""
         from billing.hooks import settle_agent_run
 
         choice = getattr(self, "_choice", None)

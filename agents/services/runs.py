@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+from decimal import Decimal
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -43,8 +44,54 @@ def run_create(
     text = input.strip()
     if not text:
         raise ServiceError("Say something first: the message is empty.", code="empty_input")
+    from billing import ledger
+
+    estimate = _estimate(version, text)
+    try:
+        return _create(
+            agent=agent,
+            version=version,
+            user=user,
+            text=text,
+            session=session,
+            new_session=new_session,
+            source=source,
+            estimate=estimate,
+            enqueue=enqueue,
+        )
+    except ledger.InsufficientCredits as exc:
+        raise ServiceError(str(exc), code="insufficient_credits", status=402) from None
+    except IntegrityError as exc:  # the credit hold rode with the commit, and did not fit
+        refused = ledger.refusal(exc, agent.organization_id, estimate)
+        if refused is None:
+            raise
+        raise ServiceError(str(refused), code="insufficient_credits", status=402) from None
+
+
+def _estimate(version: Any, text: str) -> Decimal:
+    from agents.runtime.builder import version_config
+    from billing import pricing
+
+    config = version_config(version)
+    return pricing.estimate_run(config.model.name, text, config.instructions, config.model.max_tokens)
+
+
+def _create(
+    *,
+    agent: Agent,
+    version: Any,
+    user: User | None,
+    text: str,
+    session: ChatSession | None,
+    new_session: bool,
+    source: str,
+    estimate: Decimal,
+    enqueue: bool,
+) -> AgentRun:
+    from agents.runtime.builder import version_config
     from agents.tasks import execute_run
-    from billing import limits
+    from billing import caps, limits
+    from billing.hooks import reserve_agent_run
 
     with transaction.atomic():
         limits.check(agent.organization_id, "runs_per_month")  # held until the run row is committed
@@ -86,35 +133,13 @@ def run_create(
         # Activity is shown to the minute: skip the write when it is that fresh already.
         if agent.last_activity_at is None or (now - agent.last_activity_at).total_seconds() > 60:
             Agent.objects.filter(pk=agent.pk).update(last_activity_at=now)
-        # Last: the reservation locks the organization's balance row until the commit, and every run
-        # of the organization passes through that row.
-        _reserve_credits(run=run, version=version)
+        caps.check_agent_run(run.organization_id, run.agent_id, estimate)  # the agent's cost cap (402)
         if enqueue:
             transaction.on_commit(lambda: execute_run.delay(run.pk))
+        # Last: the hold on the run's estimated cost. It locks the organization's balance row, which
+        # every run of the organization passes through, so it is sent with the COMMIT.
+        reserve_agent_run(run=run, model=version_config(version).model.name, estimate=estimate)
     return run
-
-
-def _reserve_credits(*, run: AgentRun, version: Any) -> None:
-    """Hold the run's estimated cost (billing). Too little credit refuses the run with a 402."""
-    from agents.runtime.builder import version_config
-    from billing import caps, pricing
-    from billing.hooks import reserve_agent_run
-    from billing.ledger import InsufficientCredits
-
-    config = version_config(version)
-    estimate = pricing.estimate_run(
-        config.model.name, run.input, config.instructions, config.model.max_tokens
-    )
-    caps.check_agent_run(run.organization_id, run.agent_id, estimate)  # the agent's cost cap (402)
-    try:
-        reserve_agent_run(
-            run=run,
-            model=config.model.name,
-            instructions=config.instructions,
-            max_tokens=config.model.max_tokens,
-        )
-    except InsufficientCredits as exc:
-        raise ServiceError(str(exc), code="insufficient_credits", status=402) from None
 
 
 def run_cancel(*, run: AgentRun) -> AgentRun:
