@@ -15,18 +15,38 @@ outermost `atomic` block ends, as any failed commit is.
 Only the outermost atomic block can hold such a statement (inside a savepoint, or in a test case's
 wrapping transaction, there is no commit to ride with): elsewhere `send_with_commit()` returns False
 and the caller runs the statement itself.
+
+With the connection pool and health checks on, Django has the pool check every connection it hands
+out with a round trip to the server, and a request or a run takes one several times. Here a
+connection handed back less than `IDLE_CHECK` seconds ago goes out as it is; one that sat idle longer
+(where a server restart or a dropped socket would show) is checked as before.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Sequence
 from functools import partial
+from time import monotonic
 from typing import Any
 
+from django.db.backends.base.base import NO_DB_ALIAS
 from django.db.backends.postgresql import base
 from psycopg import pq
 
 Rows = list[tuple[Any, ...]]
+IDLE_CHECK = 5.0  # seconds
+_returned: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+
+
+def check_if_idle(conn: Any) -> None:
+    """The pool's check before it hands a connection out (raises if the connection is broken)."""
+    from psycopg_pool import ConnectionPool
+
+    returned = _returned.get(conn)
+    if returned is not None and monotonic() - returned < IDLE_CHECK:
+        return
+    ConnectionPool.check_connection(conn)
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
@@ -73,4 +93,32 @@ class DatabaseWrapper(base.DatabaseWrapper):
 
     def _close(self) -> None:
         self.with_commit = []
+        if self.connection is not None and self.settings_dict["OPTIONS"].get("pool"):
+            _returned[self.connection] = monotonic()
         return super()._close()  # type: ignore[misc]  # not in the stubs
+
+    @property
+    def pool(self) -> Any:
+        """Django's pool, with `check_if_idle` as its health check."""
+        options = self.settings_dict["OPTIONS"].get("pool")
+        if self.alias == NO_DB_ALIAS or not options or not self.settings_dict["CONN_HEALTH_CHECKS"]:
+            return super().pool
+        pools: dict[str, Any] = self._connection_pools  # type: ignore[attr-defined]  # not in the stubs
+        if self.alias not in pools:
+            if self.settings_dict.get("CONN_MAX_AGE", 0) != 0:
+                from django.core.exceptions import ImproperlyConfigured
+
+                raise ImproperlyConfigured("Pooling doesn't support persistent connections.")
+            from psycopg_pool import ConnectionPool
+
+            connect_kwargs = self.get_connection_params()
+            connect_kwargs["autocommit"] = True  # as Django's: it sets the mode it wants later
+            pool = ConnectionPool(
+                kwargs=connect_kwargs,
+                open=False,
+                configure=self._configure_connection,  # type: ignore[attr-defined]
+                check=check_if_idle,
+                **({} if options is True else options),
+            )
+            pools.setdefault(self.alias, pool)
+        return pools[self.alias]

@@ -103,3 +103,49 @@ def test_only_the_outermost_block_queues(flight_table):
 def test_a_test_case_transaction_is_not_the_outermost_block():
     with transaction.atomic():
         assert connection.send_with_commit("SELECT 1", [], print) is False
+
+
+# ------------------------------------------------------------------ the pool's health check
+
+
+@pytest.fixture
+def pooled():
+    from config.postgres.base import DatabaseWrapper
+
+    settings_dict = {
+        **connection.settings_dict,
+        "OPTIONS": {**connection.settings_dict["OPTIONS"], "pool": {"min_size": 1, "max_size": 1}},
+        "CONN_MAX_AGE": 0,
+        "CONN_HEALTH_CHECKS": True,
+    }
+    wrapper = DatabaseWrapper(settings_dict)  # tests run without a pool: this is the only one, closed after
+    yield wrapper
+    wrapper.close()
+    wrapper.close_pool()
+
+
+def _terminate(pid: int) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+
+def test_a_connection_back_a_moment_ago_goes_out_unchecked_and_an_idle_one_is_checked(pooled):
+    from config.postgres.base import IDLE_CHECK, _returned
+
+    pooled.ensure_connection()
+    first = pooled.connection
+    pid = first.info.backend_pid
+    pooled.close()  # back in the pool, stamped
+    assert first in _returned
+    _terminate(pid)
+
+    pooled.ensure_connection()  # back a moment ago: handed out without a round trip
+    assert pooled.connection is first
+    pooled.close()
+
+    _returned[first] = _returned[first] - IDLE_CHECK - 1  # as if it had sat idle
+    pooled.ensure_connection()  # checked: found dead, replaced
+    assert pooled.connection is not first
+    with pooled.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        assert cursor.fetchone()[0] != pid
