@@ -64,9 +64,9 @@ def test_an_error_in_the_statement_fails_the_commit_and_undoes_the_block(flight_
         connection.send_with_commit("INSERT INTO flight_test VALUES (1 / %s)", [0], called.append)
 
     assert called == [] and numbers() == []
-    with transaction.atomic():  # the connection is fine afterwards, and nothing is left queued
-        with connection.cursor() as cursor:
-            cursor.execute("INSERT INTO flight_test VALUES (3)")
+    # The connection is fine afterwards, and nothing is left queued.
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("INSERT INTO flight_test VALUES (3)")
     assert numbers() == [3] and connection.with_commit == []
 
 
@@ -76,9 +76,8 @@ def test_a_block_that_raises_drops_its_statement(flight_table):
         connection.send_with_commit("INSERT INTO flight_test VALUES (7)", [], called.append)
         raise RuntimeError("changed my mind")
 
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("INSERT INTO flight_test VALUES (1)")
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("INSERT INTO flight_test VALUES (1)")
     assert called == [] and numbers() == [1]
 
 
@@ -93,9 +92,8 @@ def test_alone_in_its_transaction_the_statement_still_commits(flight_table):
 
 def test_only_the_outermost_block_queues(flight_table):
     assert connection.send_with_commit("SELECT 1", [], print) is False  # autocommit: no block at all
-    with transaction.atomic():
-        with transaction.atomic():  # a savepoint: no commit of its own to ride with
-            assert connection.send_with_commit("SELECT 1", [], print) is False
+    with transaction.atomic(), transaction.atomic():  # a savepoint: no commit of its own to ride with
+        assert connection.send_with_commit("SELECT 1", [], print) is False
     assert connection.with_commit == []
 
 
