@@ -16,8 +16,9 @@ from rest_framework.decorators import api_view, authentication_classes, permissi
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from config.throttling import CountingThrottle
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ class ApiError(exceptions.APIException):
         super().__init__(detail=detail, code=code)
 
 
-class AuthRateThrottle(SimpleRateThrottle):
+class AuthRateThrottle(CountingThrottle):
     """Stricter limit (THROTTLE_AUTH) for endpoints that take a credential or token, keyed by client IP.
 
     allauth's own endpoints (sign-in, sign-up, reset) have their rate limits in ACCOUNT_RATE_LIMITS.

@@ -200,3 +200,27 @@ def test_health_is_never_throttled(api, db, tiny_rates):
     statuses = [api.get("/api/v1/health").status_code for _ in range(5)]
 
     assert statuses == [200] * 5
+
+
+def test_a_throttle_window_starts_with_the_first_request_and_ends_with_its_duration(alice_api, monkeypatch):
+    import time
+
+    monkeypatch.setattr(UserRateThrottle, "THROTTLE_RATES", {"user": "2/s", "anon": "2/s"})
+    statuses = [alice_api.get("/api/v1/me").status_code for _ in range(3)]
+    refused = alice_api.get("/api/v1/me")
+    time.sleep(1.1)  # the window (1 s from the first request) has ended
+
+    assert statuses == [200, 200, 429] and refused.status_code == 429
+    assert int(refused["Retry-After"]) == 1
+    assert alice_api.get("/api/v1/me").status_code == 200
+
+
+def test_the_throttle_counts_in_one_redis_key_per_client_and_window(alice_api, alice, tiny_rates):
+    from django.core.cache import cache
+
+    for _ in range(2):
+        alice_api.get("/api/v1/me")
+
+    key = f"throttle_user_{alice.pk}"
+    assert cache.get(key) == 2
+    assert 0 < cache._cache.get_client(write=True).pttl(cache.make_key(key)) <= 60_000
