@@ -27,7 +27,8 @@ class CountingThrottle(throttling.SimpleRateThrottle):
         key = self.get_cache_key(request, view)
         if key is None:
             return True
-        name = cache.make_and_validate_key(key)
+        # Not DRF's key: that one holds its pickled list of timestamps, which INCR cannot count.
+        name = cache.make_and_validate_key(f"{key}:n")
         client = cache._cache.get_client(name, write=True)  # type: ignore[attr-defined]
         with client.pipeline(transaction=False) as pipe:
             pipe.set(name, 0, ex=self.duration, nx=True)

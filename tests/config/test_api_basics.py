@@ -221,6 +221,17 @@ def test_the_throttle_counts_in_one_redis_key_per_client_and_window(alice_api, a
     for _ in range(2):
         alice_api.get("/api/v1/me")
 
-    key = f"throttle_user_{alice.pk}"
+    key = f"throttle_user_{alice.pk}:n"
     assert cache.get(key) == 2
     assert 0 < cache._cache.get_client(write=True).pttl(cache.make_key(key)) <= 60_000
+
+
+def test_a_window_left_by_drfs_own_throttle_does_not_break_the_counter(alice_api, alice, tiny_rates):
+    """DRF kept a pickled list of timestamps under the throttle's key: a deploy must not trip on it."""
+    from django.core.cache import cache
+
+    cache.set(f"throttle_user_{alice.pk}", [1.0, 2.0], 60)
+
+    statuses = [alice_api.get("/api/v1/me").status_code for _ in range(4)]
+
+    assert statuses == [200, 200, 200, 429]
