@@ -110,15 +110,7 @@ def post(
     unless `allow_partial`, which debits what there is (usage that already happened)."""
     org_id = org if isinstance(org, int) else org.pk
     amount = q(amount)
-    entry = CreditTransaction(
-        organization_id=org_id,
-        type=type,
-        amount=amount,
-        balance_after=ZERO,
-        idempotency_key=key,
-        description=description[:300],
-        **refs,
-    )
+    entry = moves.entry(org_id, type, key, description, refs)
     # `allow_partial` debits what there is: the amount is capped at the locked balance.
     parts = [(entry, "GREATEST(%s, -cur.balance)" if amount < 0 and allow_partial else "%s", [amount])]
     moved = moves.apply(org_id, parts)
@@ -160,14 +152,7 @@ def reserve(
         return None
     org_id = org if isinstance(org, int) else org.pk
     if at_commit:
-        entry = CreditTransaction(
-            organization_id=org_id,
-            type=T.RESERVATION,
-            balance_after=ZERO,
-            idempotency_key=key,
-            description=description[:300],
-            **refs,
-        )
+        entry = moves.entry(org_id, T.RESERVATION, key, description, refs)
 
         def held(moved: Moved | None) -> None:
             if moved is None:  # no account row to move: make it and hold now (the run is committed;

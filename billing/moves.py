@@ -14,6 +14,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
+from functools import cache
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
@@ -80,7 +81,9 @@ def apply_at_commit(
 _STATEMENTS: dict[tuple[tuple[str, ...], bool], str] = {}
 
 
+@cache
 def _entry_fields() -> list[tuple[Any, str | None]]:
+    """The columns an entry writes, with their SQL types (for the casts), read once."""
     fields = insert_fields(CreditTransaction)
     return [(f, f.cast_db_type(connection)) for f in fields]
 
@@ -178,6 +181,18 @@ _ALERT_MAY_BE_DUE = (
 )
 
 
+def entry(org_id: int, type: str, key: str, description: str, refs: dict[str, Any]) -> CreditTransaction:
+    """A new entry; its amount and the balance after it come from the move."""
+    return CreditTransaction(
+        organization_id=org_id,
+        type=type,
+        balance_after=ZERO,
+        idempotency_key=key,
+        description=description[:300],
+        **refs,
+    )
+
+
 def settle_parts(
     org_id: int,
     reservation_key: str,
@@ -191,24 +206,10 @@ def settle_parts(
     stays short)."""
     parts: list[Part] = []
     if released > 0:
-        release = CreditTransaction(
-            organization_id=org_id,
-            type=T.RELEASE,
-            balance_after=ZERO,
-            idempotency_key=f"{reservation_key}:release",
-            description=f"Release: {description}"[:300],
-            **refs,
-        )
+        release = entry(org_id, T.RELEASE, f"{reservation_key}:release", f"Release: {description}", refs)
         parts.append((release, "%s", [released]))
     if usage > 0:
-        charge = CreditTransaction(
-            organization_id=org_id,
-            type=T.USAGE,
-            balance_after=ZERO,
-            idempotency_key=usage_key,
-            description=description[:300],
-            **refs,
-        )
+        charge = entry(org_id, T.USAGE, usage_key, description, refs)
         # The usage takes what there is, after the release.
         parts.append((charge, "-LEAST(%s, cur.balance + %s)", [usage, max(released, ZERO)]))
     return parts

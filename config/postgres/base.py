@@ -81,6 +81,8 @@ class DatabaseWrapper(base.DatabaseWrapper):
                         cursor.execute(sql, params)
                     conn.commit()
             results = [cursor.fetchall() if cursor.description else [] for cursor in cursors]
+            for cursor in cursors:
+                cursor.close()
         # First among the on-commit hooks, which run once Django is back in autocommit.
         hooks: list[Any] = [
             (set(), partial(done, rows), False) for (_, _, done), rows in zip(queued, results, strict=True)
