@@ -37,6 +37,10 @@ class RunConsumer(SequencedEventsConsumer):
     async def run_event(self, message: dict[str, Any]) -> None:
         await self.deliver(message["event"])
 
+    async def run_events(self, message: dict[str, Any]) -> None:
+        for event in message["events"]:  # notices the worker sent together (events.coalesce)
+            await self.deliver(event)
+
     @database_sync_to_async
     def render(self, event: dict[str, Any]) -> str:
         return render_to_string("agents/_run_event.html", {"event": event, "run_id": self.run_id})

@@ -47,6 +47,10 @@ class WorkflowRunConsumer(SequencedEventsConsumer):
     async def workflow_event(self, message: dict[str, Any]) -> None:
         await self.deliver(message["event"])
 
+    async def workflow_events(self, message: dict[str, Any]) -> None:
+        for event in message["events"]:  # notices the engine sent together (events.coalesce)
+            await self.deliver(event)
+
     @database_sync_to_async
     def render(self, event: dict[str, Any]) -> str:
         from workflows.views.runs import node_info, step_context

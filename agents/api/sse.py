@@ -71,16 +71,21 @@ def _has_done(held: dict[int, dict[str, Any]]) -> bool:
     return any(e["type"] == "done" for e in held.values())
 
 
-async def _receive(layer: Any, channel: str | None, timeout: float) -> dict[str, Any] | None:
+async def _receive(layer: Any, channel: str | None, timeout: float) -> list[dict[str, Any]]:
+    """The events of the next notice: one ("run.event") or several sent together ("run.events")."""
     if layer is None or channel is None:
         await asyncio.sleep(min(timeout, GAP_POLL_SECONDS))
-        return None
+        return []
     try:
         message = await asyncio.wait_for(layer.receive(channel), timeout=timeout)
     except TimeoutError:
-        return None
-    event = message.get("event") if isinstance(message, dict) else None
-    return event if isinstance(event, dict) and isinstance(event.get("seq"), int) else None
+        return []
+    if not isinstance(message, dict):
+        return []
+    events = message.get("events") if "events" in message else [message.get("event")]
+    if not isinstance(events, list):
+        return []
+    return [e for e in events if isinstance(e, dict) and isinstance(e.get("seq"), int)]
 
 
 async def run_event_stream(run_id: int, after: int = 0, prelude: str = "") -> AsyncIterator[bytes]:
@@ -122,17 +127,18 @@ async def run_event_stream(run_id: int, after: int = 0, prelude: str = "") -> As
                 continue
             if held or layer is None:
                 need_table = True  # something is missing: read the table again soon
-            notice = await _receive(layer, channel, GAP_POLL_SECONDS if need_table else KEEPALIVE_SECONDS)
-            if notice is None:
+            notices = await _receive(layer, channel, GAP_POLL_SECONDS if need_table else KEEPALIVE_SECONDS)
+            if not notices:
                 need_table = True  # quiet: a notice may have been dropped, so resync from the table
                 if time.monotonic() - last_output >= KEEPALIVE_SECONDS:
                     last_output = time.monotonic()
                     yield b": keepalive\n\n"
                 continue
-            if notice["seq"] > last:
-                held[notice["seq"]] = notice
-                if notice["seq"] > last + 1:
-                    need_table = True
+            for notice in notices:
+                if notice["seq"] > last:
+                    held[notice["seq"]] = notice
+            if min(held, default=last + 1) > last + 1:
+                need_table = True
     finally:
         if layer is not None and group is not None:
             try:

@@ -55,16 +55,55 @@ class _Publisher:
     async def _drain(self) -> None:
         layer = get_channel_layer()
         while True:
-            group, message = await self.queue.get()
-            try:
-                if layer is not None:
-                    await layer.group_send(group, message)
-            except Exception:
-                # A lost notice is harmless: sockets resync from the table.
-                logger.warning("could not publish to %s", group, exc_info=True)
+            batch = [await self.queue.get()]
+            while not self.queue.empty():  # whatever else is already waiting goes out with it
+                batch.append(self.queue.get_nowait())
+            for group, message in coalesce(batch):
+                try:
+                    if layer is not None:
+                        await layer.group_send(group, message)
+                except Exception:
+                    # A lost notice is harmless: sockets resync from the table.
+                    logger.warning("could not publish to %s", group, exc_info=True)
 
     def send(self, group: str, message: dict[str, Any]) -> None:
         self.loop.call_soon_threadsafe(self.queue.put_nowait, (group, message))
+
+
+# Event notices that may travel together: a group's waiting notices of one of these types become one
+# message of the plural type, {"type": "run.events", "events": [...]}, in their order.
+BATCHABLE = {"run.event": "run.events", "workflow.event": "workflow.events"}
+
+
+def coalesce(batch: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
+    """One channel-layer send per group for the event notices waiting at the same moment (a group
+    send costs the same for one event as for ten); other messages pass as they are. Each group's
+    messages keep their order."""
+    if len(batch) == 1:
+        return batch
+    out: list[tuple[str, dict[str, Any]]] = []
+    open_batches: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for group, message in batch:
+        plural = BATCHABLE.get(message.get("type", ""))
+        if plural is None:
+            out.append((group, message))
+            open_batches = {k: v for k, v in open_batches.items() if k[0] != group}  # keep order
+            continue
+        events = open_batches.get((group, plural))
+        if events is None:
+            events = open_batches[(group, plural)] = []
+            out.append((group, {"type": plural, "events": events}))
+        events.append(message["event"])
+    return [(group, _single(m)) for group, m in out]
+
+
+def _single(message: dict[str, Any]) -> dict[str, Any]:
+    """A batch of one goes out in the singular form, as it did before batching."""
+    events = message.get("events")
+    if isinstance(events, list) and len(events) == 1:
+        singular = next(k for k, v in BATCHABLE.items() if v == message["type"])
+        return {"type": singular, "event": events[0]}
+    return message
 
 
 _publisher: _Publisher | None = None

@@ -363,6 +363,37 @@ async def test_sse_holds_a_live_event_until_the_table_fills_the_gap(make_agent, 
 
 
 @pytest.mark.django_db(transaction=True)
+async def test_sse_sends_every_event_of_notices_sent_together(make_agent, alice):
+    """A `run.events` notice (several events the worker published at the same moment) streams each
+    of them, in order, before they reach the table."""
+    from channels.layers import get_channel_layer
+
+    from agents.api.sse import run_event_stream
+    from agents.runtime.events import run_group
+
+    run = await sync_to_async(lambda: services.run_create(agent=make_agent(), user=alice, input="hi"))()
+    await sync_to_async(RunEvent.objects.create)(run_id=run.pk, seq=1, type="status", payload={})
+    stream = run_event_stream(run.pk)
+    received = [await anext(stream)]  # from the table; the stream has joined the group by now
+    events = [{"seq": s, "type": "delta", "payload": {"text": str(s)}, "at": ""} for s in (2, 3)]
+    events.append({"seq": 4, "type": "done", "payload": {"status": "succeeded"}, "at": ""})
+    await get_channel_layer().group_send(run_group(run.pk), {"type": "run.events", "events": events})
+
+    async def rest() -> list[bytes]:
+        return [chunk async for chunk in stream]
+
+    received += await asyncio.wait_for(rest(), 10)  # none of 2-4 is in the table: only the notice has them
+
+    heads = [chunk.decode().split("\n", 2)[:2] for chunk in received]
+    assert heads == [
+        ["id: 1", "event: status"],
+        ["id: 2", "event: delta"],
+        ["id: 3", "event: delta"],
+        ["id: 4", "event: done"],
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
 async def test_sse_replays_a_long_finished_run_at_once_and_past_a_gap_that_stays(make_agent, alice):
     """More rows than one read (500) come in one go, not one read per keepalive; and a number that
     was never written does not hold back `done`, which is written after everything else."""

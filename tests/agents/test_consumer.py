@@ -109,3 +109,23 @@ async def test_a_live_delta_ahead_of_an_unflushed_gap_waits_and_nothing_is_lost(
 
     events = await _until_done(ws)
     assert [e["seq"] for e in events] == [2, 3, 4, 5, 6]
+
+
+async def test_notices_sent_together_reach_the_socket_in_order(make_agent, alice):
+    """The worker's publisher sends a run's waiting notices as one `run.events` message: the socket
+    delivers each of them, live (none of them is in the table), in sequence."""
+    from channels.layers import get_channel_layer
+
+    from agents.runtime.events import run_group
+
+    run = await database_sync_to_async(_run)(make_agent, alice)
+    await database_sync_to_async(_write)(run, [1], final=False)
+    ws = await _open(alice, run.pk)
+    assert json.loads(await ws.receive_from(timeout=5))["seq"] == 1
+
+    events = [{"seq": s, "type": "delta", "payload": {"text": f"{s} "}, "at": ""} for s in (2, 3)]
+    events.append({"seq": 4, "type": "done", "payload": {"status": "succeeded"}, "at": ""})
+    await get_channel_layer().group_send(run_group(run.pk), {"type": "run.events", "events": events})
+
+    received = await _until_done(ws)
+    assert [(e["seq"], e["type"]) for e in received] == [(2, "delta"), (3, "delta"), (4, "done")]

@@ -104,6 +104,31 @@ async def test_a_gap_in_the_live_stream_is_filled_from_the_table(alice, acme):
     await ws.disconnect()
 
 
+async def test_notices_sent_together_are_each_delivered_in_order(alice, acme):
+    """The publisher sends a run's waiting notices as one `workflow.events` message; the socket
+    delivers every event in it, live, and closes after `done`."""
+    from channels.layers import get_channel_layer
+
+    run = await database_sync_to_async(_make_run)(acme, alice)
+    ws, connected, _ = await _connect(alice, f"/ws/workflow-runs/{run.pk}/?format=json")
+    assert connected
+    rows = [
+        {"seq": 1, "type": "step_started", "node": "start", "payload": {}, "at": ""},
+        {"seq": 2, "type": "step_succeeded", "node": "start", "payload": {}, "at": ""},
+        {"seq": 3, "type": "done", "node": "", "payload": {"status": "succeeded"}, "at": ""},
+    ]
+    await get_channel_layer().group_send(
+        events.run_group(run.pk), {"type": "workflow.events", "events": rows}
+    )
+    received = await _receive_json(ws, 3)
+    assert [(e["seq"], e["type"]) for e in received] == [
+        (1, "step_started"),
+        (2, "step_succeeded"),
+        (3, "done"),
+    ]
+    assert await ws.receive_output(timeout=5) == {"type": "websocket.close", "code": 1000}
+
+
 async def test_html_mode_sends_the_step_row_and_the_summary_out_of_band(alice, acme):
     run = await database_sync_to_async(_make_run)(acme, alice)
 
