@@ -5,6 +5,7 @@ import pytest
 from agents import services
 from agents.models import AgentRun, Message, RunEvent
 from agents.runtime.executor import execute_run
+from agents.runtime.providers import credentials_for, openai_client
 
 pytestmark = pytest.mark.django_db
 
@@ -43,6 +44,31 @@ def test_streamed_runs_reuse_one_connection_to_the_model(llm, make_agent, alice)
     runs = [_run(agent, alice, text) for text in texts]
 
     assert [r.status for r in runs] == [AgentRun.Status.SUCCEEDED] * 3
+    assert llm.stats()["streams"] == 3
+    assert llm.stats()["connections"] == 1
+    creds = credentials_for(org=agent.organization, provider_id="openai")
+    assert creds.trusted_base_url and type(openai_client(creds)._client).__module__ == "httpx2"
+
+
+def test_an_organizations_own_base_url_streams_through_the_guard_and_reuses_its_connection(
+    llm, make_agent, alice, acme, settings
+):
+    """An organization-supplied base URL goes through the outbound-address guard (an httpx client,
+    where the platform's own URL uses httpx2): its streams keep their connection as well."""
+    from agents.keys import provider_key_set
+
+    settings.OUTBOUND_ALLOW_HOSTS = ["127.0.0.1"]  # the fake server, allow-listed as an operator would
+    provider_key_set(
+        org=acme, by=alice, provider="openai", api_key="sk-org-own-key", base_url=llm.base_url, test=False
+    )
+    creds = credentials_for(org=acme, provider_id="openai")
+    assert not creds.trusted_base_url
+    assert type(openai_client(creds)._client).__module__ == "httpx"
+
+    agent = make_agent()
+    runs = [_run(agent, alice, text) for text in ("one", "[[latency:1]] two, chunked", "three")]
+
+    assert [r.status for r in runs] == [AgentRun.Status.SUCCEEDED] * 3, [r.error for r in runs]
     assert llm.stats()["streams"] == 3
     assert llm.stats()["connections"] == 1
 
