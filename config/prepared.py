@@ -177,11 +177,14 @@ def update(
     values: dict[str, Any],
     add: dict[str, Any] | None = None,
     using: str = DEFAULT_DB_ALIAS,
-) -> int:
+    at_commit: bool = False,
+) -> int | None:
     """`model.objects.filter(**where).update(**values, **{f: F(f) + n for f, n in add.items()})`.
 
     `where` holds equality conditions on column attnames (`run_id`, not `run`); a key ending in
-    `__in` takes a list or tuple. Returns the number of rows updated, like `QuerySet.update`."""
+    `__in` takes a list or tuple. Returns the number of rows updated, like `QuerySet.update`.
+    `at_commit`: sent with the transaction's COMMIT where the block can carry it (`config.postgres`),
+    saving a round trip; it then returns None (its errors fail the commit)."""
     add = add or {}
     if not where or not (values or add):
         raise ValueError("update() needs conditions and something to set")
@@ -221,9 +224,16 @@ def update(
             params.append([field.get_db_prep_value(v, connection, prepared=False) for v in value])
         else:
             params.append(field.get_db_prep_save(value, connection))
+    if at_commit and _send_with_commit(connection, sql, params, lambda rows: None):
+        return None
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return int(cursor.rowcount)
+
+
+def _send_with_commit(connection: Any, sql: str, params: list[Any], done: Callable[[Any], None]) -> bool:
+    send = getattr(connection, "send_with_commit", None)  # config.postgres; not other backends
+    return bool(send is not None and send(sql, params, done))
 
 
 def insert_fields(model: type[Model]) -> list[Field[Any, Any]]:
@@ -232,9 +242,10 @@ def insert_fields(model: type[Model]) -> list[Field[Any, Any]]:
     return [f for f in model._meta.local_concrete_fields if not f.primary_key and not f.generated]
 
 
-def insert(objs: list[M], using: str = DEFAULT_DB_ALIAS) -> list[M]:
+def insert(objs: list[M], using: str = DEFAULT_DB_ALIAS, at_commit: bool = False) -> list[M]:
     """`bulk_create` of new rows of one model whose primary key the database assigns: one INSERT,
-    the primary keys set on the objects, which count as saved afterwards."""
+    the primary keys set on the objects, which count as saved afterwards. `at_commit`: sent with the
+    transaction's COMMIT where the block can carry it, the keys set once it has committed."""
     if not objs:
         return objs
     model = type(objs[0])
@@ -258,10 +269,15 @@ def insert(objs: list[M], using: str = DEFAULT_DB_ALIAS) -> list[M]:
     sql, fields = _statement(key, build, cache=len(objs) <= _MAX_CACHED_ROWS)
     connection = connections[using]
     params = [f.get_db_prep_save(f.pre_save(obj, True), connection) for obj in objs for f in fields]
+
+    def saved(rows: list[tuple[Any, ...]]) -> None:
+        for obj, (pk,) in zip(objs, rows, strict=True):
+            obj.pk = pk
+            obj._state.adding, obj._state.db = False, using
+
+    if at_commit and _send_with_commit(connection, sql, params, saved):
+        return objs
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        ids = [row[0] for row in cursor.fetchall()]
-    for obj, pk in zip(objs, ids, strict=True):
-        obj.pk = pk
-        obj._state.adding, obj._state.db = False, using
+        saved(cursor.fetchall())
     return objs

@@ -177,9 +177,10 @@ class EventWriter:
         if event.type == "done":
             done_signal(self.run_id, str(event.payload.get("status", "")), self.result)
 
-    def flush(self) -> None:
+    def flush(self, at_commit: bool = False) -> None:
+        """Write the pending rows; `at_commit` sends them with the enclosing transaction's COMMIT."""
         if self._pending:
-            prepared.insert(self._pending)
+            prepared.insert(self._pending, at_commit=at_commit)
             self._pending = []
 
 

@@ -104,8 +104,9 @@ class Outcome:
                     ]
                 )
             latency_ms = self.ms()
-            prepared.update(
+            prepared.update(  # this, the events and the settle go out with the COMMIT, in one flight
                 AgentRun,
+                at_commit=True,
                 where={"id": run.pk},
                 values={
                     "status": status,
@@ -133,7 +134,7 @@ class Outcome:
                     "latency_ms": latency_ms,
                 },
             )
-            self.events.flush()
+            self.events.flush(at_commit=True)
             self._settle(status)  # last: it locks the organization's balance row, so it rides with the COMMIT
         self.events.result = {
             "session_id": run.session_id,

@@ -160,3 +160,47 @@ def test_a_large_insert_is_written_without_keeping_its_sql(workflow):
     assert sorted(
         WorkflowRun.objects.filter(pk__in=[r.pk for r in rows]).values_list("last_seq", flat=True)
     ) == list(range(prepared._MAX_CACHED_ROWS + 1))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_writes_at_commit_go_out_with_the_commit_and_in_order(workflow):
+    """In the outermost atomic block, `at_commit` writes wait for the COMMIT (a read inside the block
+    does not see them yet); the rows are there, and the keys set, once it has committed."""
+    from django.db import transaction
+
+    (run,) = prepared.insert([_run(workflow)])
+    steps = [StepRun(run=run, node_id=n, node_type="end") for n in "ab"]
+    with transaction.atomic():
+        assert (
+            prepared.update(WorkflowRun, where={"id": run.pk}, values={"status": "running"}, at_commit=True)
+            is None
+        )
+        prepared.insert(steps, at_commit=True)
+        assert WorkflowRun.objects.get(pk=run.pk).status == "pending"  # not sent yet
+        assert [s.pk for s in steps] == [None, None]
+        assert not StepRun.objects.filter(run=run).exists()
+    assert WorkflowRun.objects.get(pk=run.pk).status == "running"
+    assert all(s.pk for s in steps) and not any(s._state.adding for s in steps)
+    assert sorted(StepRun.objects.filter(run=run).values_list("pk", flat=True)) == sorted(s.pk for s in steps)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_writes_at_commit_run_at_once_where_no_commit_can_carry_them(workflow):
+    """Outside a transaction, and inside a savepoint, `at_commit` writes are ordinary writes."""
+    from django.db import transaction
+
+    (run,) = prepared.insert([_run(workflow)])
+    assert (
+        prepared.update(WorkflowRun, where={"id": run.pk}, values={"status": "running"}, at_commit=True) == 1
+    )
+    with transaction.atomic(), transaction.atomic():
+        assert (
+            prepared.update(WorkflowRun, where={"id": run.pk}, values={"status": "waiting"}, at_commit=True)
+            == 1
+        )
+        assert WorkflowRun.objects.get(pk=run.pk).status == "waiting"
+        (step,) = prepared.insert(
+            [StepRun(run=run, node_id="x", node_type="end")],
+            at_commit=True,
+        )
+        assert step.pk is not None
