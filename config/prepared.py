@@ -25,7 +25,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar, overload
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DEFAULT_DB_ALIAS, connections
@@ -169,6 +169,28 @@ def _column(model: type[Model], name: str, using: str) -> tuple[Field[Any, Any],
     if not isinstance(field, Field) or not field.concrete or not field.column:
         raise ImproperlyConfigured(f"{model.__name__}.{name} is not a column")
     return field, connections[using].ops.quote_name(field.column)
+
+
+@overload
+def update(
+    model: type[Model],
+    where: dict[str, Any],
+    values: dict[str, Any],
+    add: dict[str, Any] | None = None,
+    using: str = DEFAULT_DB_ALIAS,
+    at_commit: Literal[False] = False,
+) -> int: ...
+
+
+@overload
+def update(
+    model: type[Model],
+    where: dict[str, Any],
+    values: dict[str, Any],
+    add: dict[str, Any] | None = None,
+    using: str = DEFAULT_DB_ALIAS,
+    at_commit: bool = False,
+) -> int | None: ...
 
 
 def update(
