@@ -73,6 +73,7 @@ class _Publisher:
 # Event notices that may travel together: a group's waiting notices of one of these types become one
 # message of the plural type, {"type": "run.events", "events": [...]}, in their order.
 BATCHABLE = {"run.event": "run.events", "workflow.event": "workflow.events"}
+_SINGULAR = {plural: singular for singular, plural in BATCHABLE.items()}
 
 
 def coalesce(batch: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
@@ -99,9 +100,8 @@ def coalesce(batch: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[st
 
 def _single(message: dict[str, Any]) -> dict[str, Any]:
     """A batch of one goes out in the singular form, as it did before batching."""
-    events = message.get("events")
-    if isinstance(events, list) and len(events) == 1:
-        singular = next(k for k, v in BATCHABLE.items() if v == message["type"])
+    events, singular = message.get("events"), _SINGULAR.get(message.get("type", ""))
+    if singular is not None and isinstance(events, list) and len(events) == 1:
         return {"type": singular, "event": events[0]}
     return message
 

@@ -46,6 +46,14 @@ def test_a_message_that_cannot_be_merged_splits_its_group_so_order_holds():
     ]
 
 
+def test_messages_of_other_types_are_never_reshaped():
+    batch = [
+        ("g", {"type": "other.events", "events": [1]}),
+        ("g", {"type": "kb.progress", "events": ["x"]}),
+    ]
+    assert coalesce(batch) == batch
+
+
 def test_a_single_notice_passes_as_it_is():
     only = [("run.1", {"type": "run.event", "event": _ev(1)})]
     assert coalesce(only) == only
