@@ -7,6 +7,9 @@ COMMIT goes out: every other run of the organization queues behind that. `send_w
 the statement instead; the commit then sends it and the COMMIT in one flight (psycopg's pipeline
 mode), so the lock lives only inside the server, for the time of the statement and the commit.
 
+Writes whose results nothing reads before the commit may ride along too (`prepared.update` and
+`prepared.insert` with `at_commit`: a run's final update and events), each saving its round trip.
+
 The statement runs last in its transaction, after everything the block executed. Its rows go to a
 callback that runs after the commit, first among the on-commit hooks (it may use the database). An
 error in the statement fails the commit: the transaction is rolled back and the error raised where the
