@@ -37,9 +37,7 @@ class RunConsumer(SequencedEventsConsumer):
     async def run_event(self, message: dict[str, Any]) -> None:
         await self.deliver(message["event"])
 
-    async def run_events(self, message: dict[str, Any]) -> None:
-        for event in message["events"]:  # notices the worker sent together (events.coalesce)
-            await self.deliver(event)
+    run_events = SequencedEventsConsumer.deliver_each
 
     @database_sync_to_async
     def render(self, event: dict[str, Any]) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 
 from billing.models import ZERO, CreditTransaction
-from config.prepared import insert_fields
+from config.prepared import insert_fields, send_with_commit
 
 Q4 = Decimal("0.0001")
 T = CreditTransaction.Type
@@ -70,11 +70,8 @@ def apply_at_commit(
     the commit (the balance check) instead of being skipped, so the whole transaction is undone.
     False, and nothing queued, where there is no such commit (inside a savepoint, in a test case's
     transaction): the caller applies it at once."""
-    send = getattr(connection, "send_with_commit", None)
-    if send is None:
-        return False
     sql, params = _statement(org_id, parts, strict=strict)
-    return bool(send(sql, params, lambda rows: done(_moved(org_id, parts, rows))))
+    return send_with_commit(connection, sql, params, lambda rows: done(_moved(org_id, parts, rows)))
 
 
 # SQL of each shape of move (the entries' amount expressions, strict or not), built once.

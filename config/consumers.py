@@ -85,6 +85,11 @@ class SequencedEventsConsumer(AsyncWebsocketConsumer):
 
     # ---------------------------------------------------------------- events
 
+    async def deliver_each(self, message: dict[str, Any]) -> None:
+        """A `*.events` message: notices the worker's publisher sent together (events.coalesce)."""
+        for event in message["events"]:
+            await self.deliver(event)
+
     async def deliver(self, event: dict[str, Any]) -> None:
         async with self.lock:
             # After `done` nothing more is written, so a hole before it is for good.

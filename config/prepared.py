@@ -246,14 +246,16 @@ def update(
             params.append([field.get_db_prep_value(v, connection, prepared=False) for v in value])
         else:
             params.append(field.get_db_prep_save(value, connection))
-    if at_commit and _send_with_commit(connection, sql, params, lambda rows: None):
+    if at_commit and send_with_commit(connection, sql, params, lambda rows: None):
         return None
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return int(cursor.rowcount)
 
 
-def _send_with_commit(connection: Any, sql: str, params: list[Any], done: Callable[[Any], None]) -> bool:
+def send_with_commit(connection: Any, sql: str, params: list[Any], done: Callable[[Any], None]) -> bool:
+    """Queue `sql` to go out with the transaction's COMMIT (`config.postgres`); False, and nothing
+    queued, where no commit can carry it (another backend, a savepoint, autocommit)."""
     send = getattr(connection, "send_with_commit", None)  # config.postgres; not other backends
     return bool(send is not None and send(sql, params, done))
 
@@ -297,7 +299,7 @@ def insert(objs: list[M], using: str = DEFAULT_DB_ALIAS, at_commit: bool = False
             obj.pk = pk
             obj._state.adding, obj._state.db = False, using
 
-    if at_commit and _send_with_commit(connection, sql, params, saved):
+    if at_commit and send_with_commit(connection, sql, params, saved):
         return objs
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

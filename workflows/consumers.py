@@ -47,9 +47,7 @@ class WorkflowRunConsumer(SequencedEventsConsumer):
     async def workflow_event(self, message: dict[str, Any]) -> None:
         await self.deliver(message["event"])
 
-    async def workflow_events(self, message: dict[str, Any]) -> None:
-        for event in message["events"]:  # notices the engine sent together (events.coalesce)
-            await self.deliver(event)
+    workflow_events = SequencedEventsConsumer.deliver_each
 
     @database_sync_to_async
     def render(self, event: dict[str, Any]) -> str:
