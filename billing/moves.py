@@ -20,7 +20,7 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 
 from billing.models import ZERO, CreditTransaction
-from config.prepared import insert_fields, send_with_commit
+from config.prepared import cursor_for, insert_fields, send_with_commit
 
 Q4 = Decimal("0.0001")
 T = CreditTransaction.Type
@@ -56,7 +56,7 @@ def apply(org_id: int, parts: list[Part]) -> Moved | None:
         with transaction.atomic():  # so that the check below can undo a partial write
             return apply(org_id, parts)
     sql, params = _statement(org_id, parts, strict=False)
-    with connection.cursor() as cursor:
+    with cursor_for(connection) as cursor:
         cursor.execute(sql, params)
         return _moved(org_id, parts, cursor.fetchall())
 
@@ -71,7 +71,9 @@ def apply_at_commit(
     False, and nothing queued, where there is no such commit (inside a savepoint, in a test case's
     transaction): the caller applies it at once."""
     sql, params = _statement(org_id, parts, strict=strict)
-    return send_with_commit(connection, sql, params, lambda rows: done(_moved(org_id, parts, rows)))
+    return send_with_commit(
+        connection, sql, params, lambda rows: done(_moved(org_id, parts, rows)), prepare=True
+    )
 
 
 # SQL of each shape of move (the entries' amount expressions, strict or not), built once.

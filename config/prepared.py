@@ -50,9 +50,16 @@ class _Compiled:
         params = list(self.params)
         for position, index in self.slots:
             params[position] = values[index]
-        with connections[using].cursor() as cursor:
+        with cursor_for(connections[using]) as cursor:
             cursor.execute(self.sql, params)
             return cursor.fetchall()
+
+
+def cursor_for(connection: Any, prepare: bool = True) -> Any:
+    """A cursor for a statement of fixed SQL: prepared on the server where the backend can
+    (`config.postgres`), else Django's own."""
+    prepared_cursor = getattr(connection, "prepared_cursor", None) if prepare else None
+    return prepared_cursor() if prepared_cursor is not None else connection.cursor()
 
 
 class Prepared(Generic[M]):
@@ -149,6 +156,7 @@ _writes_lock = threading.Lock()
 
 
 _MAX_CACHED_ROWS = 64  # an insert of more rows (a long stream's events) builds its SQL each time
+_MAX_PREPARED_ROWS = 8  # and one of more than this is not prepared on the server: a shape per count
 
 
 def _statement(
@@ -246,18 +254,21 @@ def update(
             params.append([field.get_db_prep_value(v, connection, prepared=False) for v in value])
         else:
             params.append(field.get_db_prep_save(value, connection))
-    if at_commit and send_with_commit(connection, sql, params, lambda rows: None):
+    if at_commit and send_with_commit(connection, sql, params, lambda rows: None, prepare=True):
         return None
-    with connection.cursor() as cursor:
+    with cursor_for(connection) as cursor:
         cursor.execute(sql, params)
         return int(cursor.rowcount)
 
 
-def send_with_commit(connection: Any, sql: str, params: list[Any], done: Callable[[Any], None]) -> bool:
+def send_with_commit(
+    connection: Any, sql: str, params: list[Any], done: Callable[[Any], None], prepare: bool = False
+) -> bool:
     """Queue `sql` to go out with the transaction's COMMIT (`config.postgres`); False, and nothing
-    queued, where no commit can carry it (another backend, a savepoint, autocommit)."""
+    queued, where no commit can carry it (another backend, a savepoint, autocommit). `prepare`: fixed
+    SQL, prepared on the server."""
     send = getattr(connection, "send_with_commit", None)  # config.postgres; not other backends
-    return bool(send is not None and send(sql, params, done))
+    return bool(send is not None and send(sql, params, done, prepare=prepare))
 
 
 def insert_fields(model: type[Model]) -> list[Field[Any, Any]]:
@@ -299,9 +310,10 @@ def insert(objs: list[M], using: str = DEFAULT_DB_ALIAS, at_commit: bool = False
             obj.pk = pk
             obj._state.adding, obj._state.db = False, using
 
-    if at_commit and send_with_commit(connection, sql, params, saved):
+    prepare = len(objs) <= _MAX_PREPARED_ROWS
+    if at_commit and send_with_commit(connection, sql, params, saved, prepare=prepare):
         return objs
-    with connection.cursor() as cursor:
+    with cursor_for(connection, prepare) as cursor:
         cursor.execute(sql, params)
         saved(cursor.fetchall())
     return objs

@@ -156,6 +156,8 @@ if DB_POOL:
         "max_size": env_int("DB_POOL_MAX_SIZE", 40),
         "timeout": env_int("DB_POOL_TIMEOUT", 30),
     }
+# The hot statements (config.prepared) are prepared on the server; off behind a pooler that cannot keep them.
+DB_PREPARED_STATEMENTS = env_bool("DB_PREPARED_STATEMENTS", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # ----------------------------------------------------------------- redis
