@@ -166,8 +166,11 @@ REDIS_URL = env_str("REDIS_URL") or embedded.redis_url()
 
 
 def _celery_redis_url(url: str) -> str:
-    # kombu spells a unix-socket Redis as redis+socket://
-    return "redis+socket://" + url.removeprefix("unix://") if url.startswith("unix://") else url
+    # kombu spells a unix-socket Redis as <transport>+socket://; the transport is ours (config.broker),
+    # named in the URL because kombu takes a URL's "+" prefix over CELERY_BROKER_TRANSPORT.
+    from config.broker import ALIAS
+
+    return f"{ALIAS}+socket://" + url.removeprefix("unix://") if url.startswith("unix://") else url
 
 
 CACHES = {
@@ -189,6 +192,7 @@ CHANNEL_LAYERS = {
 # ---------------------------------------------------------------- celery
 
 CELERY_BROKER_URL = _celery_redis_url(REDIS_URL)
+CELERY_BROKER_TRANSPORT = "config.broker:Transport"  # kombu's Redis transport, a client per channel
 CELERY_RESULT_BACKEND = None  # results live in our own models; nothing reads Celery results
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_ACCEPT_CONTENT = ["json"]
