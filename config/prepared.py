@@ -277,22 +277,58 @@ def insert_fields(model: type[Model]) -> list[Field[Any, Any]]:
     return [f for f in model._meta.local_concrete_fields if not f.primary_key and not f.generated]
 
 
+def next_ids(*models: type[Model], using: str = DEFAULT_DB_ALIAS) -> list[int]:
+    """A primary key for a new row of each model given (a model given twice gets two), taken from
+    the models' sequences in one round trip. For rows that refer to one another and are sent with the
+    commit (`insert(..., at_commit=True)`): their keys are known before anything is written."""
+    key = ("next_ids", models, using)
+
+    def build() -> tuple[str, list[Field[Any, Any]]]:
+        return "SELECT " + ", ".join(["nextval(%s::regclass)"] * len(models)), []
+
+    sql, _ = _statement(key, build)
+    connection = connections[using]
+    with cursor_for(connection) as cursor:
+        cursor.execute(sql, [_sequence(model, using) for model in models])
+        return [int(n) for n in cursor.fetchone()]
+
+
+_sequences: dict[tuple[type[Model], str], str] = {}
+
+
+def _sequence(model: type[Model], using: str) -> str:
+    """The sequence behind the model's primary key (serial or identity), looked up once."""
+    name = _sequences.get((model, using))
+    if name is None:
+        with connections[using].cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_get_serial_sequence(%s, %s)", [model._meta.db_table, model._meta.pk.column]
+            )
+            (name,) = cursor.fetchone()
+        if name is None:
+            raise ImproperlyConfigured(f"{model.__name__}'s primary key has no sequence")
+        _sequences[(model, using)] = name
+    return name
+
+
 def insert(objs: list[M], using: str = DEFAULT_DB_ALIAS, at_commit: bool = False) -> list[M]:
-    """`bulk_create` of new rows of one model whose primary key the database assigns: one INSERT,
-    the primary keys set on the objects, which count as saved afterwards. `at_commit`: sent with the
-    transaction's COMMIT where the block can carry it, the keys set once it has committed."""
+    """`bulk_create` of new rows of one model: one INSERT, the objects counting as saved afterwards.
+    The rows' primary keys are either all unset (the database assigns them, and they are set on the
+    objects) or all taken with `next_ids`. `at_commit`: sent with the transaction's COMMIT where the
+    block can carry it, the keys set (if the database assigns them) once it has committed."""
     if not objs:
         return objs
     model = type(objs[0])
-    if any(type(obj) is not model or obj.pk is not None for obj in objs):
-        raise ValueError("insert() takes new rows of one model")
+    keyed = objs[0].pk is not None
+    if any(type(obj) is not model or not obj._state.adding or (obj.pk is not None) != keyed for obj in objs):
+        raise ValueError("insert() takes new rows of one model, with keys from next_ids or none")
     if model._meta.parents:
         raise ImproperlyConfigured("insert() writes one table; use bulk_create for multi-table inheritance")
-    key = ("insert", model, len(objs), using)
+    key = ("insert", model, len(objs), keyed, using)
 
     def build() -> tuple[str, list[Field[Any, Any]]]:
         meta, quote = model._meta, connections[using].ops.quote_name
-        fields = insert_fields(model)
+        fields = [meta.pk, *insert_fields(model)] if keyed else insert_fields(model)
         columns = ", ".join(quote(str(f.column)) for f in fields)
         row = "(" + ", ".join(["%s"] * len(fields)) + ")"
         sql = (

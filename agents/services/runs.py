@@ -95,40 +95,49 @@ def _create(
 
     with transaction.atomic():
         limits.check(agent.organization_id, "runs_per_month")  # held until the run row is committed
-        created_session = False
-        # Every run passes here (the API's hundreds a second): the light inserts, SQL built once.
-        if session is None and new_session:
-            (session,) = prepared.insert(
-                [ChatSession(organization_id=agent.organization_id, agent=agent, user=user, title=text[:80])]
+        created_session = session is None and new_session
+        # Every run passes here (the API's hundreds a second): the keys first, in one round trip, and
+        # the rows go out with the COMMIT (with the credit hold below), in one flight.
+        kinds: list[type[Any]] = [ChatSession] if created_session else []
+        kinds += [AgentRun, Message] if created_session or session is not None else [AgentRun]
+        ids = iter(prepared.next_ids(*kinds))
+        if created_session:
+            session = ChatSession(
+                pk=next(ids), organization_id=agent.organization_id, agent=agent, user=user, title=text[:80]
             )
-            created_session = True
-        (run,) = prepared.insert(
-            [
-                AgentRun(
-                    organization_id=agent.organization_id,
-                    agent=agent,
-                    version=version,
-                    session=session,
-                    user=user,
-                    input=text,
-                    source=source,
-                )
-            ]
+            prepared.insert([session], at_commit=True)
+        run = AgentRun(
+            pk=next(ids),
+            organization_id=agent.organization_id,
+            agent=agent,
+            version=version,
+            session=session,
+            user=user,
+            input=text,
+            source=source,
         )
+        prepared.insert([run], at_commit=True)
         if session is not None:
             prepared.insert(
                 [
                     Message(
+                        pk=next(ids),
                         organization_id=agent.organization_id,
                         session=session,
                         role=Message.Role.USER,
                         content=text,
                         run=run,
                     )
-                ]
+                ],
+                at_commit=True,
             )
             if not created_session:
-                ChatSession.objects.filter(pk=session.pk).update(updated_at=timezone.now())
+                prepared.update(
+                    ChatSession,
+                    where={"id": session.pk},
+                    values={"updated_at": timezone.now()},
+                    at_commit=True,
+                )
         now = timezone.now()
         # Activity is shown to the minute: skip the write when it is that fresh already.
         if agent.last_activity_at is None or (now - agent.last_activity_at).total_seconds() > 60:

@@ -66,7 +66,25 @@ def test_insert_refuses_saved_rows_and_mixed_models(workflow):
         prepared.insert([run])
     with pytest.raises(ValueError, match="new rows of one model"):
         prepared.insert([_run(workflow), StepRun(run=run, node_id="x", node_type="end")])
+    (key,) = prepared.next_ids(WorkflowRun)
+    with pytest.raises(ValueError, match="with keys from next_ids or none"):
+        prepared.insert([_run(workflow, pk=key), _run(workflow)])  # keyed and unkeyed rows together
     assert prepared.insert([]) == []
+
+
+def test_next_ids_takes_a_key_per_model_from_its_sequence_and_insert_writes_it(workflow):
+    a, b, step = prepared.next_ids(WorkflowRun, WorkflowRun, StepRun)
+    assert b == a + 1  # a model given twice: two keys
+    (c,) = prepared.next_ids(WorkflowRun)
+    assert c > b
+    run = _run(workflow, pk=b)
+    prepared.insert([run])
+    prepared.insert([StepRun(pk=step, run=run, node_id="start", node_type="trigger")])
+    assert run._state.adding is False and run.pk == b
+    assert WorkflowRun.objects.filter(pk=b).exists() and not WorkflowRun.objects.filter(pk=a).exists()
+    assert StepRun.objects.get(pk=step).run_id == b
+    (fresh,) = prepared.insert([_run(workflow)])  # the database's own keys carry on past the taken ones
+    assert fresh.pk > c
 
 
 def test_update_sets_adds_and_matches_only_its_conditions(workflow):

@@ -49,21 +49,22 @@ def start_run(
     graph = graph_for(version.pk)
     trigger = _trigger_for(graph, source, trigger_node)
     with transaction.atomic():
-        # Every run starts here (a webhook's hundreds a second): the light insert, SQL built once.
-        (run,) = prepared.insert(
-            [
-                WorkflowRun(
-                    organization_id=workflow.organization_id,
-                    workflow=workflow,
-                    version=version,
-                    source=source,
-                    user=user,
-                    parent_step=parent_step,
-                    input=input,
-                    context={"vars": {}, "nodes": {}, "loops": {}},
-                )
-            ]
+        # Every run starts here (a webhook's hundreds a second): both keys in one round trip, and the
+        # two rows sent with the COMMIT, in one flight.
+        run_id, step_id = prepared.next_ids(WorkflowRun, StepRun)
+        run = WorkflowRun(
+            pk=run_id,
+            organization_id=workflow.organization_id,
+            workflow=workflow,
+            version=version,
+            source=source,
+            user=user,
+            parent_step=parent_step,
+            input=input,
+            context={"vars": {}, "nodes": {}, "loops": {}},
         )
-        (step,) = prepared.insert([StepRun(run=run, node_id=trigger, node_type="trigger", input=input)])
+        prepared.insert([run], at_commit=True)
+        step = StepRun(pk=step_id, run=run, node_id=trigger, node_type="trigger", input=input)
+        prepared.insert([step], at_commit=True)
         _dispatch_on_commit([step.pk])
     return run

@@ -1,0 +1,64 @@
+"""run_create and the workflow engine's start_run take their rows' keys in one round trip and send
+the rows with the COMMIT (prepared.next_ids + insert(at_commit=True)): nothing is written before the
+commit, and afterwards the rows are there with those keys, pointing at one another."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from agents import services
+from agents.models import AgentRun, ChatSession, Message
+from billing.models import CreditTransaction
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _inserts(queries):
+    return [q["sql"] for q in queries if q["sql"].startswith("INSERT")]
+
+
+def test_a_run_and_its_session_and_message_go_out_with_the_commit(make_agent, alice):
+    agent = make_agent()
+    with CaptureQueriesContext(connection) as queries:
+        run = services.run_create(agent=agent, user=alice, input="Hello there", enqueue=False)
+    # Only the statements run one by one are logged: no INSERT went out before the COMMIT.
+    assert _inserts(queries) == []
+    assert any("nextval" in q["sql"] for q in queries)
+    stored = AgentRun.objects.get(pk=run.pk)
+    assert run._state.adding is False and stored.status == AgentRun.Status.QUEUED
+    session = ChatSession.objects.get(pk=run.session_id)
+    assert (session.agent_id, session.user_id, session.title) == (agent.pk, alice.pk, "Hello there")
+    (message,) = Message.objects.filter(session=session)
+    assert (message.run_id, message.role, message.content) == (run.pk, Message.Role.USER, "Hello there")
+    assert CreditTransaction.objects.filter(idempotency_key=f"run:{run.pk}:reserve").exists()
+
+
+def test_a_follow_up_in_the_same_session_touches_the_session_at_commit(make_agent, alice):
+    agent = make_agent()
+    first = services.run_create(agent=agent, user=alice, input="One", enqueue=False)
+    session = ChatSession.objects.get(pk=first.session_id)
+    before = session.updated_at
+    with CaptureQueriesContext(connection) as queries:
+        second = services.run_create(agent=agent, user=alice, input="Two", session=session, enqueue=False)
+    assert _inserts(queries) == [] and not [q for q in queries if 'UPDATE "agents_chatsession"' in q["sql"]]
+    assert second.session_id == session.pk and second.pk > first.pk
+    assert ChatSession.objects.get(pk=session.pk).updated_at > before
+    assert list(Message.objects.filter(session=session).order_by("id").values_list("content", flat=True)) == [
+        "One",
+        "Two",
+    ]
+
+
+def test_a_refused_credit_hold_writes_none_of_the_rows(make_agent, alice, acme):
+    from accounts.services import ServiceError
+    from billing.ledger import balance, post
+
+    agent = make_agent()
+    post(org=acme, type="adjustment", amount=-balance(acme), key="drain", description="Drain")
+    runs, sessions = AgentRun.objects.count(), ChatSession.objects.count()
+    with pytest.raises(ServiceError) as refused:
+        services.run_create(agent=agent, user=alice, input="Hello", enqueue=False)
+    assert refused.value.status == 402
+    assert (AgentRun.objects.count(), ChatSession.objects.count()) == (runs, sessions)
