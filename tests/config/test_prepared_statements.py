@@ -11,33 +11,10 @@ from django.test.utils import CaptureQueriesContext
 
 from config import prepared
 from config.prepared import Prepared
-from workflows import services
+from tests.config.conftest import new_run
 from workflows.models import WorkflowRun
 
 pytestmark = pytest.mark.django_db
-
-GRAPH = {
-    "nodes": [
-        {"id": "start", "type": "trigger", "config": {"kind": "manual"}, "position": {"x": 0, "y": 0}},
-        {"id": "out", "type": "end", "config": {"output": "{{ input }}"}, "position": {"x": 0, "y": 0}},
-    ],
-    "edges": [{"source": "start", "target": "out", "port": "out"}],
-}
-
-
-@pytest.fixture
-def workflow(acme, alice):
-    return services.workflow_create(org=acme, by=alice, name="Prepared", graph=GRAPH)
-
-
-def _run(workflow: object, **fields: object) -> WorkflowRun:
-    return WorkflowRun(
-        organization_id=workflow.organization_id,  # type: ignore[attr-defined]
-        workflow=workflow,
-        version=workflow.versions.first(),  # type: ignore[attr-defined]
-        input={"text": "hi"},
-        **fields,
-    )
 
 
 def server_prepared(prefix: str) -> list[tuple[str, int, int]]:
@@ -52,7 +29,7 @@ def server_prepared(prefix: str) -> list[tuple[str, int, int]]:
 
 
 def test_a_prepared_read_is_prepared_once_and_reads_the_same_rows(workflow):
-    runs = prepared.insert([_run(workflow, error="first"), _run(workflow, error="second")])
+    runs = prepared.insert([new_run(workflow, error="first"), new_run(workflow, error="second")])
     by_error = Prepared(lambda text: WorkflowRun.objects.filter(error=text, source="manual"), str)
     found = [by_error.first(text) for text in ("first", "second", "first", "nothing")]
     assert [r.pk if r else None for r in found] == [runs[0].pk, runs[1].pk, runs[0].pk, None]
@@ -63,7 +40,7 @@ def test_a_prepared_read_is_prepared_once_and_reads_the_same_rows(workflow):
 
 
 def test_light_writes_are_prepared_and_an_insert_of_many_rows_is_not(workflow):
-    (run,) = prepared.insert([_run(workflow)])
+    (run,) = prepared.insert([new_run(workflow)])
     for n in range(3):
         prepared.update(WorkflowRun, where={"id": run.pk}, values={"error": f"e{n}", "output_tokens": n})
     run.refresh_from_db()
@@ -74,7 +51,7 @@ def test_light_writes_are_prepared_and_an_insert_of_many_rows_is_not(workflow):
     rows_per_insert = {s.count("), (") + 1 for s, *_ in inserts}
     assert 1 in rows_per_insert
 
-    many = prepared.insert([_run(workflow) for _ in range(prepared._MAX_PREPARED_ROWS + 1)])
+    many = prepared.insert([new_run(workflow) for _ in range(prepared._MAX_PREPARED_ROWS + 1)])
     assert all(r.pk for r in many) and WorkflowRun.objects.filter(pk__in=[r.pk for r in many]).count() == 9
     rows_per_insert = {
         s.count("), (") + 1 for s, *_ in server_prepared('INSERT INTO "workflows_workflowrun"')
@@ -83,7 +60,7 @@ def test_light_writes_are_prepared_and_an_insert_of_many_rows_is_not(workflow):
 
 
 def test_the_debug_log_shows_the_sql_with_its_values(workflow):
-    (run,) = prepared.insert([_run(workflow)])
+    (run,) = prepared.insert([new_run(workflow)])
     with CaptureQueriesContext(connection) as queries:
         prepared.update(WorkflowRun, where={"id": run.pk}, values={"error": "logged"})
     assert len(queries) == 1
@@ -94,7 +71,7 @@ def test_the_debug_log_shows_the_sql_with_its_values(workflow):
 
 @override_settings(DB_PREPARED_STATEMENTS=False)
 def test_turned_off_nothing_is_prepared_and_the_statements_still_run(workflow):
-    (run,) = prepared.insert([_run(workflow)])
+    (run,) = prepared.insert([new_run(workflow)])
     by_output = Prepared(lambda pk: WorkflowRun.objects.filter(pk=pk, output__isnull=True), int)
     assert by_output.first(run.pk) == run
     assert prepared.update(WorkflowRun, where={"id": run.pk}, values={"error": "off", "last_seq": 3}) == 1
@@ -106,7 +83,7 @@ def test_turned_off_nothing_is_prepared_and_the_statements_still_run(workflow):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_write_sent_with_the_commit_is_prepared_too(workflow):
-    (run,) = prepared.insert([_run(workflow)])
+    (run,) = prepared.insert([new_run(workflow)])
     for n in range(2):
         with transaction.atomic():
             WorkflowRun.objects.filter(pk=run.pk).update(output_tokens=n)  # the block's own statement
