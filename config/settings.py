@@ -184,7 +184,7 @@ SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "BACKEND": "config.channel_layer.RedisChannelLayer",
         "CONFIG": {"hosts": [REDIS_URL], "prefix": "agentos:ch", "capacity": 1000, "expiry": 60},
     }
 }

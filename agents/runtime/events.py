@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import queue
 import threading
 import time
 import weakref
@@ -31,43 +32,44 @@ def run_group(run_id: int) -> str:
 
 
 class _Publisher:
-    """Sends channel-layer messages from sync code through one long-lived event loop per process.
+    """Sends channel-layer messages from sync code through one background thread per process.
 
-    `async_to_sync(group_send)` per event would build an event loop and a Redis connection each time
-    (milliseconds per token); here one background loop drains a FIFO queue, so sends stay in order
-    and the worker never waits on the socket fan-out.
+    A FIFO queue keeps sends in order, and the worker never waits on the fan-out. The thread sends
+    with the layer's blocking group send (`config.channel_layer`: synchronous Redis, one or two Lua
+    calls a message); a layer without one (another backend) is driven through a private event loop.
     """
 
     def __init__(self) -> None:
         self.pid = os.getpid()
-        self.ready = threading.Event()
-        self.loop = asyncio.new_event_loop()
+        self.queue: queue.SimpleQueue[tuple[str, dict[str, Any]]] = queue.SimpleQueue()
+        self.sending = threading.Lock()  # held while a batch is taken and sent
         threading.Thread(target=self._run, name="run-event-publisher", daemon=True).start()
-        self.ready.wait(5)
 
     def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
-        self.loop.create_task(self._drain())
-        self.ready.set()
-        self.loop.run_forever()
-
-    async def _drain(self) -> None:
         layer = get_channel_layer()
+        blocking = getattr(layer, "group_send_blocking", None)
+        loop = None if blocking is not None or layer is None else asyncio.new_event_loop()
         while True:
-            batch = [await self.queue.get()]
-            while not self.queue.empty():  # whatever else is already waiting goes out with it
-                batch.append(self.queue.get_nowait())
-            for group, message in coalesce(batch):
-                try:
-                    if layer is not None:
-                        await layer.group_send(group, message)
-                except Exception:
-                    # A lost notice is harmless: sockets resync from the table.
-                    logger.warning("could not publish to %s", group, exc_info=True)
+            first = self.queue.get()
+            with self.sending:
+                batch = [first]
+                while True:  # whatever else is already waiting goes out with it
+                    try:
+                        batch.append(self.queue.get_nowait())
+                    except queue.Empty:
+                        break
+                for group, message in coalesce(batch):
+                    try:
+                        if blocking is not None:
+                            blocking(group, message)
+                        elif loop is not None:
+                            loop.run_until_complete(layer.group_send(group, message))  # type: ignore[union-attr]
+                    except Exception:
+                        # A lost notice is harmless: sockets resync from the table.
+                        logger.warning("could not publish to %s", group, exc_info=True)
 
     def send(self, group: str, message: dict[str, Any]) -> None:
-        self.loop.call_soon_threadsafe(self.queue.put_nowait, (group, message))
+        self.queue.put((group, message))
 
 
 # Event notices that may travel together: a group's waiting notices of one of these types become one
@@ -195,7 +197,7 @@ def done_signal(run_id: int, status: str, result: dict[str, Any] | None = None) 
 
     try:
         client = cache._cache.get_client(write=True)  # type: ignore[attr-defined]
-        pipe = client.pipeline()
+        pipe = client.pipeline(transaction=False)
         value = json.dumps({"status": status, "run": result}, default=str) if result is not None else status
         pipe.lpush(_done_key(run_id), value)
         pipe.expire(_done_key(run_id), 300)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 
 from channels.layers import get_channel_layer
 
@@ -78,17 +77,9 @@ def test_notices_queued_while_the_publisher_is_busy_arrive_as_one_message():
 
     channel = asyncio.run(join())
     publisher = _get_publisher()
-    busy, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        busy.set()
-        release.wait(5)
-
-    publisher.loop.call_soon_threadsafe(hold)
-    assert busy.wait(5)
-    for seq in (1, 2, 3):
-        publish(990_001, _ev(seq))
-    release.set()
+    with publisher.sending:  # the publisher is busy: what is published meanwhile waits in its queue
+        for seq in (1, 2, 3):
+            publish(990_001, _ev(seq))
 
     message = asyncio.run(receive(channel))
     assert message["type"] == "run.events"
