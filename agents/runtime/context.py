@@ -7,6 +7,9 @@ from typing import Any
 
 from agno.models.message import Message as AgnoMessage
 from agno.run.agent import RunOutput
+from django.contrib.postgres.expressions import ArraySubquery
+from django.db.models import OuterRef, QuerySet
+from django.db.models.functions import JSONObject
 
 from agents.models import AgentContextEntry, AgentMemory, AgentRun, Message
 from config.prepared import Prepared
@@ -14,7 +17,27 @@ from config.prepared import Prepared
 HISTORY_LIMIT = 20
 
 
-# Read on every run: compiled once.
+def with_context(runs: QuerySet[AgentRun]) -> QuerySet[AgentRun]:
+    """The run query, carrying what the run reads besides itself (its session's history and its
+    agent's context entries) as arrays: one round trip for all of it. `history_messages` and
+    `extra_context` use them when present."""
+    history = (
+        Message.objects.filter(
+            session_id=OuterRef("session_id"), role__in=[Message.Role.USER, Message.Role.ASSISTANT]
+        )
+        .exclude(run_id=OuterRef("pk"), role=Message.Role.USER)
+        .order_by("-created_at", "-id")
+        .values(entry=JSONObject(role="role", content="content"))[:HISTORY_LIMIT]
+    )
+    entries = (
+        AgentContextEntry.objects.filter(agent_id=OuterRef("agent_id"))
+        .order_by("key")
+        .values(entry=JSONObject(key="key", value="value"))
+    )
+    return runs.annotate(history_rows=ArraySubquery(history), context_rows=ArraySubquery(entries))
+
+
+# Read on every run that was not loaded `with_context`: compiled once.
 _HISTORY = Prepared(
     lambda session_id, run_id: (
         Message.objects.filter(session_id=session_id, role__in=[Message.Role.USER, Message.Role.ASSISTANT])
@@ -33,13 +56,21 @@ _CONTEXT_ENTRIES = Prepared(
 def history_messages(run: AgentRun) -> list[AgnoMessage]:
     if run.session_id is None:
         return []
-    rows = _HISTORY.rows(run.session_id, run.pk)
+    loaded = getattr(run, "history_rows", None)
+    if loaded is not None:
+        rows = [(row["role"], row["content"]) for row in loaded]
+    else:
+        rows = _HISTORY.rows(run.session_id, run.pk)
     return [AgnoMessage(role=role, content=content) for role, content in reversed(rows) if content]
 
 
 def extra_context(run: AgentRun, memory_enabled: bool, memory_limit: int) -> str:
     parts = []
-    entries = _CONTEXT_ENTRIES.rows(run.agent_id)
+    loaded = getattr(run, "context_rows", None)
+    if loaded is not None:
+        entries = [(row["key"], row["value"]) for row in loaded]
+    else:
+        entries = _CONTEXT_ENTRIES.rows(run.agent_id)
     if entries:
         parts.append("Context:\n" + "\n".join(f"- {k}: {v}" for k, v in entries))
     if memory_enabled and run.user_id:

@@ -27,7 +27,7 @@ from agents.models import AgentRun
 from agents.runtime import cancel
 from agents.runtime.builder import build_agent
 from agents.runtime.citations import citations_in
-from agents.runtime.context import approved_output, extra_context, history_messages
+from agents.runtime.context import approved_output, extra_context, history_messages, with_context
 from agents.runtime.events import EventWriter
 from agents.runtime.guardrails import Trip
 from agents.runtime.outcome import ModelFailed, Outcome, Paused, RunFailed
@@ -261,11 +261,12 @@ class Execution(Outcome):
 
 
 def _run_to_execute(run_id: int) -> Any:
-    # One query for the run and the permission re-check (is its user still a member of the org?).
+    # One query for the run, its agent and version, the permission re-check (is its user still a
+    # member of the org?), and what it reads besides (history, context entries: `with_context`).
     member = Membership.objects.filter(
         user_id=OuterRef("user_id"), organization_id=OuterRef("organization_id")
     )
-    return (
+    return with_context(
         AgentRun.objects.select_related("agent", "version")
         .annotate(still_member=Exists(member))
         .filter(pk=run_id)

@@ -195,6 +195,39 @@ def test_history_of_the_session_reaches_the_model(llm, make_agent, alice):
     assert contents[-1] == "what is my name?"
 
 
+def test_the_run_is_loaded_with_its_history_and_context_in_one_query(llm, make_agent, alice, acme):
+    """The worker reads the run, its agent and version, the membership check, the session's history
+    and the agent's context entries in one statement; what reaches the model is the same as reading
+    each on its own: context in key order, history oldest first, capped, without this run's input."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from agents.models import AgentContextEntry, ChatSession
+    from agents.runtime.context import HISTORY_LIMIT
+
+    agent = make_agent()
+    for key, value in (("tone", "dry"), ("city", "Lyon"), ("plan", {"tier": 2})):
+        AgentContextEntry.objects.create(organization=acme, agent=agent, key=key, value=value)
+    session = ChatSession.objects.create(organization=acme, agent=agent, user=alice, title="t")
+    for n in range(HISTORY_LIMIT + 4):
+        role = Message.Role.USER if n % 2 == 0 else Message.Role.ASSISTANT
+        Message.objects.create(organization=acme, session=session, role=role, content=f"m{n}")
+    run = services.run_create(agent=agent, user=alice, input="now", session=session)
+    llm.reset()
+
+    with CaptureQueriesContext(connection) as queries:
+        execute_run(run.pk)
+
+    body = llm.requests[-1]["body"]
+    system, *rest = body["messages"]
+    assert "Context:\n- city: Lyon\n- plan: {'tier': 2}\n- tone: dry" in system["content"]
+    expected = [f"m{n}" for n in range(4, HISTORY_LIMIT + 4)] + ["now"]
+    assert [m["content"] for m in rest] == expected
+    reads = [q["sql"] for q in queries.captured_queries if q["sql"].lstrip().upper().startswith("SELECT")]
+    assert not any('FROM "agents_agentcontextentry"' in sql.split("ARRAY(")[0] for sql in reads)
+    assert not any(sql.lstrip().startswith('SELECT "agents_message"') for sql in reads)
+
+
 def test_archived_agent_cannot_run(make_agent, alice):
     agent = make_agent()
     services.agent_archive(agent=agent)
