@@ -78,7 +78,10 @@ class RedisChannelLayer(BaseRedisChannelLayer):
         assert self.require_valid_group_name(group), "Group name not valid"
         now = time.time()
         _, members, _ = self._blocking_client(self.consistent_hash(group))
-        names = [n.decode("utf8") for n in members(keys=[self._group_key(group)], args=[int(now) - self.group_expiry])]
+        names = [
+            n.decode("utf8")
+            for n in members(keys=[self._group_key(group)], args=[int(now) - self.group_expiry])
+        ]
         if not names:
             return 0
         by_shard, messages, capacities = self._map_channel_keys_to_connection(names, message)

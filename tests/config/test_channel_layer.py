@@ -59,7 +59,8 @@ def test_a_full_channel_is_not_filled_past_its_capacity():
     async def scenario() -> None:
         (channel,) = await _join(layer, "run.2")
         sent = [
-            await asyncio.to_thread(layer.group_send_blocking, "run.2", {"type": "n", "i": i}) for i in range(4)
+            await asyncio.to_thread(layer.group_send_blocking, "run.2", {"type": "n", "i": i})
+            for i in range(4)
         ]
         assert sent == [1, 1, 0, 0]
         assert [(await _receive(layer, channel))["i"] for _ in range(2)] == [0, 1]
