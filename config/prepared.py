@@ -293,6 +293,15 @@ def next_ids(*models: type[Model], using: str = DEFAULT_DB_ALIAS) -> list[int]:
         return [int(n) for n in cursor.fetchone()]
 
 
+def next_id(model: type[Model], using: str = DEFAULT_DB_ALIAS) -> Any:
+    """`next_ids` as an expression, for a query that takes a key for a row it will be followed by
+    (a run's load takes its answer's key): no round trip of its own."""
+    from django.db.models import BigIntegerField
+    from django.db.models.expressions import RawSQL
+
+    return RawSQL("nextval(%s::regclass)", [_sequence(model, using)], output_field=BigIntegerField())
+
+
 _sequences: dict[tuple[type[Model], str], str] = {}
 
 

@@ -17,13 +17,13 @@ from typing import Any
 
 from agno.run.agent import RunOutput
 from agno.run.team import TeamRunOutput
-from django.db.models import Exists, OuterRef
+from django.db.models import Case, Exists, OuterRef, When
 from django.utils import timezone
 
 from accounts.models import Membership
 from accounts.services import ServiceError
 from agents.config import ModelChoice
-from agents.models import AgentRun
+from agents.models import AgentRun, Message
 from agents.runtime import cancel
 from agents.runtime.builder import build_agent
 from agents.runtime.citations import citations_in
@@ -268,7 +268,11 @@ def _run_to_execute(run_id: int) -> Any:
     )
     return with_context(
         AgentRun.objects.select_related("agent", "version")
-        .annotate(still_member=Exists(member))
+        .annotate(
+            still_member=Exists(member),
+            # The key of the answer's Message, so that it goes out with the final COMMIT (`finish`).
+            reply_id=Case(When(session__isnull=False, then=prepared.next_id(Message))),
+        )
         .filter(pk=run_id)
     )
 

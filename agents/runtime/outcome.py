@@ -86,9 +86,12 @@ class Outcome:
         with transaction.atomic():
             message = None
             if run.session_id and text:
+                # Keyed at the run's load (`reply_id`), it goes out with the COMMIT like the rest.
+                reply_id = getattr(run, "reply_id", None)
                 (message,) = prepared.insert(
                     [
                         Message(
+                            pk=reply_id,
                             organization_id=run.organization_id,
                             session_id=run.session_id,
                             role=Message.Role.ASSISTANT,
@@ -101,10 +104,11 @@ class Outcome:
                             ],
                             citations=list(self.citations.values()),
                         )
-                    ]
+                    ],
+                    at_commit=reply_id is not None,
                 )
             latency_ms = self.ms()
-            prepared.update(  # this, the events and the settle go out with the COMMIT, in one flight
+            prepared.update(  # this, the message, the events and the settle go out with the COMMIT, in one flight
                 AgentRun,
                 at_commit=True,
                 where={"id": run.pk},

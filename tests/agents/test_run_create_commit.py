@@ -62,3 +62,22 @@ def test_a_refused_credit_hold_writes_none_of_the_rows(make_agent, alice, acme):
         services.run_create(agent=agent, user=alice, input="Hello", enqueue=False)
     assert refused.value.status == 402
     assert (AgentRun.objects.count(), ChatSession.objects.count()) == (runs, sessions)
+
+
+def test_a_runs_answer_goes_out_with_the_final_commit_under_the_key_taken_at_its_load(llm, make_agent, alice):
+    """The worker takes the answer's key when it loads the run; the assistant message then rides with
+    the final COMMIT (with the run's update, its events and the settle), and "done" names it."""
+    from agents.models import RunEvent
+    from agents.runtime.executor import execute_run
+
+    agent = make_agent()
+    run = services.run_create(agent=agent, user=alice, input="Hello there", enqueue=False)
+    with CaptureQueriesContext(connection) as queries:
+        assert execute_run(run.pk) == AgentRun.Status.SUCCEEDED
+    assert not [sql for sql in _inserts(queries) if 'INTO "agents_message"' in sql]
+    load = next(q["sql"] for q in queries if q["sql"].startswith('SELECT "agents_agentrun"'))
+    assert "nextval(" in load
+    reply = Message.objects.get(run=run, role=Message.Role.ASSISTANT)
+    assert reply.content == "Echo: Hello there" and reply.session_id == run.session_id
+    done = RunEvent.objects.get(run=run, type="done")
+    assert done.payload["message_id"] == reply.pk
