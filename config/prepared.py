@@ -46,12 +46,14 @@ class _Compiled:
     slots: list[tuple[int, int]]  # (position in params, index of the caller's value)
     compiler: Any
 
-    def rows(self, values: tuple[Any, ...], using: str) -> list[Any]:
+    def rows(
+        self, values: tuple[Any, ...], using: str, prefix: str = "", before: list[Any] | None = None
+    ) -> list[Any]:
         params = list(self.params)
         for position, index in self.slots:
             params[position] = values[index]
         with cursor_for(connections[using]) as cursor:
-            cursor.execute(self.sql, params)
+            cursor.execute(prefix + self.sql, [*(before or []), *params])
             return cursor.fetchall()
 
 
@@ -80,6 +82,28 @@ class Prepared(Generic[M]):
 
     def all(self, *values: Any) -> list[M]:
         return self._run("all", values)
+
+    def first_updated(self, where: dict[str, Any], set: dict[str, Any], *values: Any) -> M | None:
+        """`update(model, where, set)` and `first(*values)` in one statement, for a claim and the
+        load that follows it: the queryset reads the model's table as the rows the UPDATE returns (a
+        data-modifying WITH under the table's name). So the object shows the new values, and there
+        is none unless the UPDATE matched a row the queryset selects. The queryset must not read the
+        model's table anywhere but in its main FROM (a subquery there would see only those rows),
+        nor group its rows (an aggregate): PostgreSQL groups by a table's key, which these rows lack."""
+        compiled = self._compiled("first", values)
+        query = compiled.compiler.query
+        if query.group_by is not None:
+            raise ImproperlyConfigured(
+                "first_updated() cannot take a queryset that groups rows (an aggregate)."
+            )
+        model = query.model
+        sql, before = _update_statement(model, where, set, {}, self.using)
+        table = connections[self.using].ops.quote_name(model._meta.db_table)
+        rows = compiled.rows(
+            values, self.using, prefix=f"WITH {table} AS ({sql} RETURNING *) ", before=before
+        )
+        objects = self._objects(compiled, rows)
+        return objects[0] if objects else None
 
     def rows(self, *values: Any) -> list[tuple[Any, ...]]:
         """The rows of a `values_list()` queryset, as tuples, its fields' converters applied."""
@@ -215,7 +239,19 @@ def update(
     `__in` takes a list or tuple. Returns the number of rows updated, like `QuerySet.update`.
     `at_commit`: sent with the transaction's COMMIT where the block can carry it (`config.postgres`),
     saving a round trip; it then returns None (its errors fail the commit)."""
-    add = add or {}
+    sql, params = _update_statement(model, where, values, add or {}, using)
+    connection = connections[using]
+    if at_commit and send_with_commit(connection, sql, params, lambda rows: None, prepare=True):
+        return None
+    with cursor_for(connection) as cursor:
+        cursor.execute(sql, params)
+        return int(cursor.rowcount)
+
+
+def _update_statement(
+    model: type[Model], where: dict[str, Any], values: dict[str, Any], add: dict[str, Any], using: str
+) -> tuple[str, list[Any]]:
+    """`update()`'s SQL (built once per shape) and its parameters."""
     if not where or not (values or add):
         raise ValueError("update() needs conditions and something to set")
     key = ("update", model, tuple(values), tuple(add), tuple(where), using)
@@ -254,11 +290,7 @@ def update(
             params.append([field.get_db_prep_value(v, connection, prepared=False) for v in value])
         else:
             params.append(field.get_db_prep_save(value, connection))
-    if at_commit and send_with_commit(connection, sql, params, lambda rows: None, prepare=True):
-        return None
-    with cursor_for(connection) as cursor:
-        cursor.execute(sql, params)
-        return int(cursor.rowcount)
+    return sql, params
 
 
 def send_with_commit(

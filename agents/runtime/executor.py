@@ -287,17 +287,20 @@ def execute_run(run_id: int, *, resume: bool = False) -> str:
         claimed = AgentRun.objects.filter(
             pk=run_id, status=AgentRun.Status.WAITING, paused_state__has_key="decision"
         ).update(status=AgentRun.Status.RUNNING)
+        if not claimed:
+            return "skipped"  # gone, cancelled, undecided, or another worker has it
+        run = _RUN_TO_EXECUTE.first(run_id)
+        if run is None:
+            raise AgentRun.DoesNotExist(f"run {run_id} is gone")
     else:
-        claimed = prepared.update(
-            AgentRun,
-            where={"id": run_id, "status": AgentRun.Status.QUEUED},
-            values={"status": AgentRun.Status.RUNNING, "started_at": timezone.now()},
+        # The claim and the load in one statement: no run unless this worker claimed it.
+        run = _RUN_TO_EXECUTE.first_updated(
+            {"id": run_id, "status": AgentRun.Status.QUEUED},
+            {"status": AgentRun.Status.RUNNING, "started_at": timezone.now()},
+            run_id,
         )
-    if not claimed:
-        return "skipped"  # gone, cancelled, undecided, or another worker has it
-    run = _RUN_TO_EXECUTE.first(run_id)
-    if run is None:
-        raise AgentRun.DoesNotExist(f"run {run_id} is gone")
+        if run is None:
+            return "skipped"  # gone, cancelled, or another worker has it
     execution = Execution(run)
     execution.events.emit("status", {"status": "running"})
     try:

@@ -75,8 +75,9 @@ def test_a_runs_answer_goes_out_with_the_final_commit_under_the_key_taken_at_its
     with CaptureQueriesContext(connection) as queries:
         assert execute_run(run.pk) == AgentRun.Status.SUCCEEDED
     assert not [sql for sql in _inserts(queries) if 'INTO "agents_message"' in sql]
-    load = next(q["sql"] for q in queries if q["sql"].startswith('SELECT "agents_agentrun"'))
-    assert "nextval(" in load
+    # The claim, the load and the answer's key: the run's first statement, one round trip.
+    load = queries.captured_queries[0]["sql"]
+    assert load.startswith('WITH "agents_agentrun" AS (UPDATE "agents_agentrun"') and "nextval(" in load
     reply = Message.objects.get(run=run, role=Message.Role.ASSISTANT)
     assert reply.content == "Echo: Hello there" and reply.session_id == run.session_id
     done = RunEvent.objects.get(run=run, type="done")

@@ -6,6 +6,7 @@ from decimal import Decimal
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
+from django.db.models import Count, Exists, OuterRef
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -203,3 +204,44 @@ def test_writes_at_commit_run_at_once_where_no_commit_can_carry_them(workflow):
             at_commit=True,
         )
         assert step.pk is not None
+
+
+# ------------------------------------------------------------------ first_updated
+
+RUN_WITH_WORKFLOW = Prepared(
+    lambda pk: (
+        WorkflowRun.objects.select_related("workflow")
+        .filter(pk=pk)
+        .annotate(has_steps=Exists(StepRun.objects.filter(run_id=OuterRef("pk"))))
+    ),
+    int,
+)
+
+
+def test_first_updated_claims_and_loads_in_one_statement_with_the_new_values(workflow):
+    (run,) = prepared.insert([new_run(workflow, status=WorkflowRun.Status.PENDING)])
+    with CaptureQueriesContext(connection) as queries:
+        got = RUN_WITH_WORKFLOW.first_updated(
+            {"id": run.pk, "status": WorkflowRun.Status.PENDING},
+            {"status": WorkflowRun.Status.RUNNING},
+            run.pk,
+        )
+    assert len(queries) == 1
+    assert got is not None and got.pk == run.pk and got.status == WorkflowRun.Status.RUNNING
+    assert got.workflow.name == "Writes" and got.has_steps is False  # related objects and annotations
+    assert WorkflowRun.objects.get(pk=run.pk).status == WorkflowRun.Status.RUNNING
+
+
+def test_first_updated_gives_nothing_when_the_update_matches_nothing(workflow):
+    (run,) = prepared.insert([new_run(workflow, status=WorkflowRun.Status.PENDING)])
+    claim = ({"id": run.pk, "status": WorkflowRun.Status.PENDING}, {"status": WorkflowRun.Status.RUNNING})
+    assert RUN_WITH_WORKFLOW.first_updated(*claim, run.pk) is not None
+    assert RUN_WITH_WORKFLOW.first_updated(*claim, run.pk) is None  # claimed already: a second try gets none
+    assert RUN_WITH_WORKFLOW.first_updated({"id": 0}, {"error": "x"}, 0) is None
+    assert WorkflowRun.objects.get(pk=run.pk).error == ""
+
+
+def test_first_updated_refuses_a_queryset_that_groups_rows(workflow):
+    counted = Prepared(lambda pk: WorkflowRun.objects.filter(pk=pk).annotate(n=Count("steps")), int)
+    with pytest.raises(ImproperlyConfigured):
+        counted.first_updated({"id": 1}, {"error": "x"}, 1)
