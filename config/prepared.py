@@ -17,7 +17,8 @@ is first compiled, so a mistake shows in the first test that uses it.
 The writes a hot path makes on every step have the same cost, so the module has their light forms too:
 `update` (an UPDATE of some columns by equality conditions, `QuerySet.update` without the compiler)
 and `insert` (`bulk_create` of new rows, primary keys set). Their SQL is built once per shape; values
-go through each field's `get_db_prep_save`, as the ORM's own writes do.
+go through each field's `get_db_prep_save`, as the ORM's own writes do. `Prepared.first_updated` is a
+claim and the load after it in one statement; `next_ids` and `next_id` take keys ahead of an insert.
 """
 
 from __future__ import annotations
