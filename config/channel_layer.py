@@ -75,7 +75,7 @@ class RedisChannelLayer(BaseRedisChannelLayer):
 
     def group_send_blocking(self, group: str, message: dict[str, Any]) -> int:
         """Send `message` to every channel in `group`; returns how many channels received it."""
-        assert self.require_valid_group_name(group), "Group name not valid"
+        self.require_valid_group_name(group)  # raises on a bad name
         now = time.time()
         _, members, _ = self._blocking_client(self.consistent_hash(group))
         names = [
