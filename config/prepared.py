@@ -84,8 +84,8 @@ class Prepared(Generic[M]):
     def all(self, *values: Any) -> list[M]:
         return self._run("all", values)
 
-    def first_updated(self, where: dict[str, Any], set: dict[str, Any], *values: Any) -> M | None:
-        """`update(model, where, set)` and `first(*values)` in one statement, for a claim and the
+    def first_updated(self, where: dict[str, Any], changes: dict[str, Any], *values: Any) -> M | None:
+        """`update(model, where, changes)` and `first(*values)` in one statement, for a claim and the
         load that follows it: the queryset reads the model's table as the rows the UPDATE returns (a
         data-modifying WITH under the table's name). So the object shows the new values, and there
         is none unless the UPDATE matched a row the queryset selects. The queryset must not read the
@@ -98,7 +98,7 @@ class Prepared(Generic[M]):
                 "first_updated() cannot take a queryset that groups rows (an aggregate)."
             )
         model = query.model
-        sql, before = _update_statement(model, where, set, {}, self.using)
+        sql, before = _update_statement(model, where, changes, {}, self.using)
         table = connections[self.using].ops.quote_name(model._meta.db_table)
         rows = compiled.rows(
             values, self.using, prefix=f"WITH {table} AS ({sql} RETURNING *) ", before=before

@@ -12,7 +12,6 @@ from django.db.models import OuterRef, QuerySet
 from django.db.models.functions import JSONObject
 
 from agents.models import AgentContextEntry, AgentMemory, AgentRun, Message
-from config.prepared import Prepared
 
 HISTORY_LIMIT = 20
 
@@ -20,7 +19,7 @@ HISTORY_LIMIT = 20
 def with_context(runs: QuerySet[AgentRun]) -> QuerySet[AgentRun]:
     """The run query, carrying what the run reads besides itself (its session's history and its
     agent's context entries) as arrays: one round trip for all of it. `history_messages` and
-    `extra_context` use them when present."""
+    `extra_context` read them from a run loaded this way."""
     history = (
         Message.objects.filter(
             session_id=OuterRef("session_id"), role__in=[Message.Role.USER, Message.Role.ASSISTANT]
@@ -37,42 +36,18 @@ def with_context(runs: QuerySet[AgentRun]) -> QuerySet[AgentRun]:
     return runs.annotate(history_rows=ArraySubquery(history), context_rows=ArraySubquery(entries))
 
 
-# Read on every run that was not loaded `with_context`: compiled once.
-_HISTORY = Prepared(
-    lambda session_id, run_id: (
-        Message.objects.filter(session_id=session_id, role__in=[Message.Role.USER, Message.Role.ASSISTANT])
-        .exclude(run_id=run_id, role=Message.Role.USER)
-        .order_by("-created_at", "-id")
-        .values_list("role", "content")[:HISTORY_LIMIT]
-    ),
-    int,
-    int,
-)
-_CONTEXT_ENTRIES = Prepared(
-    lambda agent_id: AgentContextEntry.objects.filter(agent_id=agent_id).values_list("key", "value"), int
-)
-
-
 def history_messages(run: AgentRun) -> list[AgnoMessage]:
     if run.session_id is None:
         return []
-    loaded = getattr(run, "history_rows", None)
-    if loaded is not None:
-        rows = [(row["role"], row["content"]) for row in loaded]
-    else:
-        rows = _HISTORY.rows(run.session_id, run.pk)
-    return [AgnoMessage(role=role, content=content) for role, content in reversed(rows) if content]
+    rows = run.history_rows  # type: ignore[attr-defined]  # with_context
+    return [AgnoMessage(role=r["role"], content=r["content"]) for r in reversed(rows) if r["content"]]
 
 
 def extra_context(run: AgentRun, memory_enabled: bool, memory_limit: int) -> str:
     parts = []
-    loaded = getattr(run, "context_rows", None)
-    if loaded is not None:
-        entries = [(row["key"], row["value"]) for row in loaded]
-    else:
-        entries = _CONTEXT_ENTRIES.rows(run.agent_id)
+    entries = run.context_rows  # type: ignore[attr-defined]  # with_context
     if entries:
-        parts.append("Context:\n" + "\n".join(f"- {k}: {v}" for k, v in entries))
+        parts.append("Context:\n" + "\n".join(f"- {e['key']}: {e['value']}" for e in entries))
     if memory_enabled and run.user_id:
         facts = list(
             AgentMemory.objects.filter(agent_id=run.agent_id, user_id=run.user_id).values_list(
