@@ -23,6 +23,7 @@ claim and the load after it in one statement; `next_ids` and `next_id` take keys
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,6 +47,38 @@ class _Compiled:
     params: list[Any]
     slots: list[tuple[int, int]]  # (position in params, index of the caller's value)
     compiler: Any
+    # What Django works out again on every evaluation (each column's converters; for model rows, the
+    # columns that make the object and the populators of its related objects): worked out once.
+    _converters: dict[int, Any] | None = dataclasses.field(default=None, repr=False)
+    _reader: tuple[Any, ...] | None = dataclasses.field(default=None, repr=False)
+
+    def converted(self, rows: list[Any]) -> Any:
+        """`compiler.results_iter(results=[rows])` with the converters found on the first call."""
+        compiler = self.compiler
+        converters = self._converters
+        if converters is None:
+            fields = [s[0] for s in compiler.select[0 : compiler.col_count]]
+            if compiler.has_composite_fields(fields):
+                return compiler.results_iter(results=[rows])  # rare: Django's own path, uncached
+            converters = self._converters = compiler.get_converters(fields)
+        return compiler.apply_converters(rows, converters) if converters else rows
+
+    def reader(self, using: str) -> tuple[Any, ...]:
+        """(model, start, end, init_list, populators, annotations) for turning a row into objects."""
+        reader = self._reader
+        if reader is None:
+            compiler = self.compiler
+            select, klass_info = compiler.select, compiler.klass_info
+            start, end = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
+            reader = self._reader = (
+                klass_info["model"],
+                start,
+                end,
+                [f[0].target.attname for f in select[start:end]],
+                get_related_populators(klass_info, select, using),  # type: ignore[call-arg]  # Django 5.2
+                list((compiler.annotation_col_map or {}).items()),
+            )
+        return reader
 
     def rows(
         self, values: tuple[Any, ...], using: str, prefix: str = "", before: list[Any] | None = None
@@ -109,8 +142,7 @@ class Prepared(Generic[M]):
     def rows(self, *values: Any) -> list[tuple[Any, ...]]:
         """The rows of a `values_list()` queryset, as tuples, its fields' converters applied."""
         compiled = self._compiled("rows", values)
-        compiler = compiled.compiler
-        return [tuple(row) for row in compiler.results_iter(results=[compiled.rows(values, self.using)])]
+        return [tuple(row) for row in compiled.converted(compiled.rows(values, self.using))]
 
     # ------------------------------------------------------------------ internals
 
@@ -157,18 +189,13 @@ class Prepared(Generic[M]):
 
     def _objects(self, compiled: _Compiled, rows: list[Any]) -> list[M]:
         """What ModelIterable does with the rows of a compiled query."""
-        compiler = compiled.compiler
-        select, klass_info, annotations = compiler.select, compiler.klass_info, compiler.annotation_col_map
-        model = klass_info["model"]
-        start, end = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
-        init_list = [f[0].target.attname for f in select[start:end]]
-        populators = get_related_populators(klass_info, select, self.using)  # type: ignore[call-arg]  # Django 5.2
+        model, start, end, init_list, populators, annotations = compiled.reader(self.using)
         objects = []
-        for row in compiler.results_iter(results=[rows]):
+        for row in compiled.converted(rows):
             obj = model.from_db(self.using, init_list, row[start:end])
             for populator in populators:
                 populator.populate(row, obj)
-            for name, position in (annotations or {}).items():
+            for name, position in annotations:
                 setattr(obj, name, row[position])
             objects.append(obj)
         return objects

@@ -108,3 +108,31 @@ def test_a_builder_whose_parameter_is_not_bound_once_is_refused():
         unused.first(1)
     with pytest.raises(ImproperlyConfigured, match="ints or strings"):
         Prepared(lambda d: ApiKey.objects.all(), float)
+
+
+def test_converters_and_the_row_reader_are_worked_out_once(keys, monkeypatch):
+    """Each column's converters (a JSON column is text until its converter parses it) and the reader
+    of related objects are found on the first call and reused: Django works them out per evaluation."""
+    from billing.ledger import account_for
+    from billing.models import BillingAccount
+
+    key_a, key_b = keys
+    accounts = Prepared(
+        lambda org_id: BillingAccount.objects.filter(organization_id=org_id).select_related("plan"), int
+    )
+    limits = Prepared(
+        lambda org_id: BillingAccount.objects.filter(organization_id=org_id).values_list("plan__limits"), int
+    )
+    compiler_type = type(accounts._compiled("first", (key_a.organization_id,)).compiler)
+    found = []
+    original = compiler_type.get_converters
+    monkeypatch.setattr(
+        compiler_type, "get_converters", lambda self, fields: found.append(1) or original(self, fields)
+    )
+    for key in (key_a, key_b, key_a):
+        expected = account_for(key.organization_id)
+        got = accounts.first(key.organization_id)
+        assert got.pk == expected.pk and got.balance == expected.balance
+        assert isinstance(got.plan.limits, dict) and got.plan.limits == expected.plan.limits
+        assert limits.rows(key.organization_id) == [(expected.plan.limits,)]
+    assert len(found) == 2  # once per compiled query, not once per call
