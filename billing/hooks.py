@@ -14,7 +14,51 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from billing import ledger, pricing
+from django.db.models import Exists, Model, OuterRef
+
+from billing import caps, ledger, limits, pricing
+from billing.models import BillingAccount
+from billing.models_caps import CostCap
+from config import prepared
+from config.prepared import Prepared
+
+
+def _run_checks(kinds: tuple[type[Model], ...]) -> Prepared[BillingAccount]:
+    def build(org_id: int, agent_id: int) -> Any:
+        capped = CostCap.objects.filter(organization_id=OuterRef("organization_id"), agent_id=agent_id)
+        keys = {f"next_key_{n}": prepared.next_id(kind) for n, kind in enumerate(kinds)}
+        return (
+            BillingAccount.objects.filter(organization_id=org_id)
+            .select_related("plan")
+            .annotate(agent_capped=Exists(capped), **keys)
+        )
+
+    return Prepared(build, int, int)
+
+
+_RUN_CHECKS: dict[tuple[type[Model], ...], Prepared[BillingAccount]] = {}
+
+
+def check_agent_run(
+    *, org_id: int, agent_id: int, estimate: Decimal, keys: tuple[type[Model], ...]
+) -> list[int]:
+    """What billing checks before an agent run is created, and the keys of the rows it creates, in
+    one round trip: the billing account with its plan (the monthly runs limit), whether the agent has
+    a cost cap, and a key for each model in `keys` (`prepared.next_ids`). A capped agent's cap is then
+    checked as `caps.check_agent_run` does. Call it inside the transaction that creates the run."""
+    checks = _RUN_CHECKS.get(keys)
+    if checks is None:
+        checks = _RUN_CHECKS.setdefault(keys, _run_checks(keys))
+    account = checks.first(org_id, agent_id)
+    if account is None:  # the organization's first billable act: the account is created now
+        limits.check(org_id, "runs_per_month")
+        ids = prepared.next_ids(*keys)
+        caps.check_agent_run(org_id, agent_id, estimate)
+        return ids
+    limits.check(org_id, "runs_per_month", account=account)
+    if account.agent_capped:  # type: ignore[attr-defined]
+        caps.check_agent_run(org_id, agent_id, estimate)
+    return [int(getattr(account, f"next_key_{n}")) for n in range(len(keys))]
 
 
 def reserve_agent_run(*, run: Any, model: str, estimate: Decimal) -> None:

@@ -117,12 +117,14 @@ def _lock(org_id: int, resource: str) -> None:
         cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [space, org_id])
 
 
-def check(org: Any, resource: str, *, adding: float | int = 1) -> None:
+def check(org: Any, resource: str, *, adding: float | int = 1, account: Any = None) -> None:
     """Refuse (PlanLimitReached, 402) when creating `adding` more of a resource would pass the plan's
-    limit. kb_storage_mb counts in MB. Call it inside the transaction that creates the resource."""
+    limit. kb_storage_mb counts in MB. Call it inside the transaction that creates the resource.
+    `account`: the organization's BillingAccount with its plan, when the caller has it loaded."""
     if resource not in RESOURCES:
         raise ValueError(f"unknown plan resource {resource!r}")
-    account = account_for(org)
+    if account is None:
+        account = account_for(org)
     limit = account.plan.limit(resource)
     if limit is None:
         return

@@ -90,17 +90,20 @@ def _create(
 ) -> AgentRun:
     from agents.runtime.builder import version_config
     from agents.tasks import execute_run
-    from billing import caps, limits
-    from billing.hooks import reserve_agent_run
+    from billing import hooks
 
     with transaction.atomic():
-        limits.check(agent.organization_id, "runs_per_month")  # held until the run row is committed
         created_session = session is None and new_session
-        # Every run passes here (the API's hundreds a second): the keys first, in one round trip, and
-        # the rows go out with the COMMIT (with the credit hold below), in one flight.
-        kinds: list[type[Any]] = [ChatSession] if created_session else []
-        kinds += [AgentRun, Message] if created_session or session is not None else [AgentRun]
-        ids = iter(prepared.next_ids(*kinds))
+        # Every run passes here (the API's hundreds a second). One round trip for billing's checks (the
+        # plan's monthly runs, the agent's cost cap: a 402) and the keys of the rows; the rows go out
+        # with the COMMIT, with the credit hold below, in one flight.
+        kinds: tuple[type[Any], ...] = (ChatSession,) if created_session else ()
+        kinds += (AgentRun, Message) if created_session or session is not None else (AgentRun,)
+        ids = iter(
+            hooks.check_agent_run(
+                org_id=agent.organization_id, agent_id=agent.pk, estimate=estimate, keys=kinds
+            )
+        )
         if created_session:
             session = ChatSession(
                 pk=next(ids), organization_id=agent.organization_id, agent=agent, user=user, title=text[:80]
@@ -142,12 +145,11 @@ def _create(
         # Activity is shown to the minute: skip the write when it is that fresh already.
         if agent.last_activity_at is None or (now - agent.last_activity_at).total_seconds() > 60:
             Agent.objects.filter(pk=agent.pk).update(last_activity_at=now)
-        caps.check_agent_run(run.organization_id, run.agent_id, estimate)  # the agent's cost cap (402)
         if enqueue:
             transaction.on_commit(lambda: execute_run.delay(run.pk))
         # Last: the hold on the run's estimated cost. It locks the organization's balance row, which
         # every run of the organization passes through, so it is sent with the COMMIT.
-        reserve_agent_run(run=run, model=version_config(version).model.name, estimate=estimate)
+        hooks.reserve_agent_run(run=run, model=version_config(version).model.name, estimate=estimate)
     return run
 
 

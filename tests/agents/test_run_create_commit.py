@@ -35,6 +35,31 @@ def test_a_run_and_its_session_and_message_go_out_with_the_commit(make_agent, al
     assert CreditTransaction.objects.filter(idempotency_key=f"run:{run.pk}:reserve").exists()
 
 
+def test_billings_checks_and_the_rows_keys_are_one_read(make_agent, alice, acme):
+    """The plan's monthly runs, whether the agent has a cost cap, and the keys: one statement. A
+    capped agent's cap is then read and checked; an uncapped agent's is not read again."""
+    from billing.models_caps import CostCap
+
+    def reads(queries):
+        return [q["sql"] for q in queries if q["sql"].startswith("SELECT")]
+
+    def cap_reads(queries):
+        return [sql for sql in reads(queries) if sql.startswith('SELECT "billing_costcap"')]
+
+    agent = make_agent()
+    with CaptureQueriesContext(connection) as queries:
+        services.run_create(agent=agent, user=alice, input="Hello", enqueue=False)
+    (combined,) = [sql for sql in reads(queries) if 'FROM "billing_billingaccount"' in sql]
+    assert "nextval(" in combined and '"billing_costcap"' in combined
+    assert not [sql for sql in reads(queries) if sql.startswith("SELECT nextval")]
+    assert cap_reads(queries) == []
+
+    CostCap.objects.create(organization=acme, agent=agent, per_run=1000)
+    with CaptureQueriesContext(connection) as queries:
+        services.run_create(agent=agent, user=alice, input="Hello again", enqueue=False)
+    assert len(cap_reads(queries)) == 1
+
+
 def test_a_follow_up_in_the_same_session_touches_the_session_at_commit(make_agent, alice):
     agent = make_agent()
     first = services.run_create(agent=agent, user=alice, input="One", enqueue=False)
