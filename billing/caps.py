@@ -220,15 +220,25 @@ _WORKFLOW_CAP = Prepared(
 )
 
 
-def check_workflow_start(*, workflow: Any, version: Any) -> None:
+def check_workflow_start(*, workflow: Any, version: Any, capped: bool | None = None) -> None:
     """Before a workflow run starts: its cap against one pass through its agent steps (the estimate
-    the page shows). Nothing is computed for a workflow without a cap."""
-    if _WORKFLOW_CAP.first(workflow.organization_id, workflow.pk) is None:
+    the page shows). Nothing is computed for a workflow without a cap. `capped`: whether the workflow
+    has a cap, when the caller read it with the workflow (`workflow_capped()`); else it is read here."""
+    if capped is False:
+        return
+    if capped is None and _WORKFLOW_CAP.first(workflow.organization_id, workflow.pk) is None:
         return
     from billing.estimates import workflow_estimate
 
     estimate = workflow_estimate(org_id=workflow.organization_id, graph=version.graph).credits
     check_workflow(workflow.organization_id, workflow.pk, estimate)
+
+
+def workflow_capped() -> Exists:
+    """An annotation for a Workflow queryset: whether the workflow has a cost cap (for `capped`)."""
+    return Exists(
+        CostCap.objects.filter(organization_id=OuterRef("organization_id"), workflow_id=OuterRef("pk"))
+    )
 
 
 # ---------------------------------------------------------------- alerts

@@ -247,8 +247,12 @@ def run_start(
     version: WorkflowVersion | None = None,
     trigger_node: str | None = None,
     parent_step: StepRun | None = None,
+    cost_capped: bool | None = None,
+    keys: tuple[int, int] | None = None,
 ) -> WorkflowRun:
-    """Start a run of the published version (or `version`, for a test run of a draft)."""
+    """Start a run of the published version (or `version`, for a test run of a draft). A caller that
+    loaded the workflow with `caps.workflow_capped()` and took the run's and its trigger step's keys
+    (`prepared.next_id`) in that read passes them as `cost_capped` and `keys`: no reads of their own."""
     if workflow.status == Workflow.Status.ARCHIVED:
         raise ServiceError("This workflow is archived; restore it to run it.", code="archived", status=409)
     version = version or workflow.published_version
@@ -268,7 +272,7 @@ def run_start(
         raise ServiceError("The run input is too large (256 KB at most).", code="input_too_large", status=413)
     from billing import caps
 
-    caps.check_workflow_start(workflow=workflow, version=version)  # the workflow's cost cap (402)
+    caps.check_workflow_start(workflow=workflow, version=version, capped=cost_capped)  # its cost cap (402)
     _check_credits(workflow, version)
     return engine.start_run(
         workflow=workflow,
@@ -278,6 +282,7 @@ def run_start(
         source=source,
         trigger_node=trigger_node,
         parent_step=parent_step,
+        keys=keys,
     )
 
 

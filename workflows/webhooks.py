@@ -15,9 +15,11 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts.services import ServiceError
+from billing import caps
+from config import prepared
 from config.prepared import Prepared
 from workflows import services
-from workflows.models import Workflow, WorkflowRun
+from workflows.models import StepRun, Workflow, WorkflowRun
 
 logger = logging.getLogger(__name__)
 
@@ -26,10 +28,22 @@ MAX_BODY_BYTES = 256 * 1024
 MAX_TOKEN_LENGTH = 48
 
 
+def _by_token(token: str) -> Any:
+    # What a run's start reads besides comes with the workflow: whether it has a cost cap, and the
+    # keys of the run and its trigger step (a refused call leaves a gap in the sequences, no more).
+    return (
+        Workflow.objects.select_related("published_version")
+        .filter(webhook_token=token)
+        .annotate(
+            cost_capped=caps.workflow_capped(),
+            run_key=prepared.next_id(WorkflowRun),
+            step_key=prepared.next_id(StepRun),
+        )
+    )
+
+
 # The lookup every webhook call makes: compiled to SQL once.
-_BY_TOKEN = Prepared(
-    lambda token: Workflow.objects.select_related("published_version").filter(webhook_token=token), str
-)
+_BY_TOKEN = Prepared(_by_token, str)
 
 
 def _error(status: int, code: str, detail: str) -> JsonResponse:
@@ -99,7 +113,13 @@ def workflow_webhook(request: HttpRequest, token: str) -> JsonResponse:
         return _error(400, "invalid_json", "The body is not valid JSON.")
     try:
         run = services.run_start(
-            workflow=workflow, by=None, input=data, source=WorkflowRun.Source.WEBHOOK, trigger_node=node_id
+            workflow=workflow,
+            by=None,
+            input=data,
+            source=WorkflowRun.Source.WEBHOOK,
+            trigger_node=node_id,
+            cost_capped=workflow.cost_capped,  # type: ignore[attr-defined]
+            keys=(workflow.run_key, workflow.step_key),  # type: ignore[attr-defined]
         )
     except ServiceError as exc:
         return _error(exc.status, exc.code, str(exc))

@@ -153,3 +153,28 @@ def test_only_post(hooked):
     response = Client().get(f"/hooks/workflows/{hooked.webhook_token}")
 
     assert_envelope(response, 405, "method_not_allowed")
+
+
+def test_the_workflows_read_brings_its_cost_cap_and_the_runs_keys(hooked, acme, alice):
+    """One read before the commit: the workflow with whether it has a cost cap and the keys of the
+    run and its trigger step. A capped workflow is still checked (and refused when over)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from billing import caps
+
+    body = json.dumps({"user": {"name": "Ada"}}).encode()
+    with CaptureQueriesContext(connection) as queries:
+        response = post(hooked, body)
+    assert response.status_code == 202, response.content
+    reads = [q["sql"] for q in queries if q["sql"].startswith("SELECT")]
+    (read,) = [sql for sql in reads if 'FROM "workflows_workflow"' in sql]
+    assert '"billing_costcap"' in read and read.count("nextval(") == 2
+    assert not [sql for sql in reads if sql.startswith(("SELECT nextval", 'SELECT "billing_costcap"'))]
+    run = WorkflowRun.objects.get(pk=response.json()["run_id"])
+    assert run.steps.get().node_id == "hook"
+
+    caps.cap_set(org=acme, workflow=hooked, per_month=0)
+    refused = post(hooked, body)
+    assert_envelope(refused, 402, "cost_cap")
+    assert WorkflowRun.objects.filter(workflow=hooked).count() == 1

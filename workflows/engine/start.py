@@ -45,13 +45,16 @@ def start_run(
     source: str,
     trigger_node: str | None = None,
     parent_step: StepRun | None = None,
+    keys: tuple[int, int] | None = None,
 ) -> WorkflowRun:
+    """`keys`: the run's and its trigger step's primary keys, when the caller took them already."""
     graph = graph_for(version.pk)
     trigger = _trigger_for(graph, source, trigger_node)
     with transaction.atomic():
-        # Every run starts here (a webhook's hundreds a second): both keys in one round trip, and the
-        # two rows sent with the COMMIT, in one flight.
-        run_id, step_id = prepared.next_ids(WorkflowRun, StepRun)
+        # Every run starts here (a webhook's hundreds a second): both keys in one round trip (or none:
+        # the webhook takes them with its read of the workflow), and the two rows sent with the
+        # COMMIT, in one flight.
+        run_id, step_id = keys or prepared.next_ids(WorkflowRun, StepRun)
         run = WorkflowRun(
             pk=run_id,
             organization_id=workflow.organization_id,
