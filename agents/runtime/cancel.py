@@ -21,3 +21,9 @@ def is_requested(run_id: int) -> bool:
 
 def clear(run_id: int) -> None:
     cache.delete(_key(run_id))
+
+
+def stored_key(run_id: int) -> str:
+    """The flag's key as stored in Redis (the cache's prefix and version), for a pipeline that
+    clears it along with other commands (`events.done_signal`)."""
+    return cache.make_key(_key(run_id))

@@ -145,6 +145,7 @@ class EventWriter:
         self.result: dict[str, Any] | None = None  # the run's final fields, handed to waiters with "done"
         self._pending: list[RunEvent] = []
         self._oldest = 0.0
+        self.signalled = False  # the done signal went out, and cleared the run's cancel flag with it
 
     def _next(self, type: str, payload: dict[str, Any] | None) -> RunEvent:
         self.seq += 1
@@ -177,7 +178,7 @@ class EventWriter:
         """Send it to live clients; "done" also wakes whoever waits for the run's answer."""
         publish(self.run_id, event.as_dict())
         if event.type == "done":
-            done_signal(self.run_id, str(event.payload.get("status", "")), self.result)
+            self.signalled = done_signal(self.run_id, str(event.payload.get("status", "")), self.result)
 
     def flush(self, at_commit: bool = False) -> None:
         """Write the pending rows; `at_commit` sends them with the enclosing transaction's COMMIT."""
@@ -190,10 +191,14 @@ def _done_key(run_id: int) -> str:
     return f"agentos:run:{run_id}:done"
 
 
-def done_signal(run_id: int, status: str, result: dict[str, Any] | None = None) -> None:
+def done_signal(run_id: int, status: str, result: dict[str, Any] | None = None) -> bool:
     """Wake whoever waits for this run (the non-streaming run endpoint) without polling. With the
-    run's final fields attached, the waiter answers without reading the row back."""
+    run's final fields attached, the waiter answers without reading the row back. The run's cancel
+    flag, if any, goes in the same round trip: a run that ended or paused has nothing left to cancel.
+    False if Redis could not be reached (logged)."""
     import json
+
+    from agents.runtime import cancel
 
     try:
         client = cache._cache.get_client(write=True)  # type: ignore[attr-defined]
@@ -201,9 +206,12 @@ def done_signal(run_id: int, status: str, result: dict[str, Any] | None = None) 
         value = json.dumps({"status": status, "run": result}, default=str) if result is not None else status
         pipe.lpush(_done_key(run_id), value)
         pipe.expire(_done_key(run_id), 300)
+        pipe.delete(cancel.stored_key(run_id))
         pipe.execute()
     except Exception:
         logger.warning("could not signal the end of run %s", run_id, exc_info=True)
+        return False
+    return True
 
 
 # One client per event loop: a client's connections belong to the loop that opened them. Keyed by the

@@ -316,7 +316,8 @@ def execute_run(run_id: int, *, resume: bool = False) -> str:
         logger.exception("run %s crashed", run_id)
         execution.fail(f"Internal error while running the agent ({type(exc).__name__}).")
     finally:
-        cancel.clear(run_id)
+        if not execution.events.signalled:  # the done signal clears the flag in its own round trip
+            cancel.clear(run_id)
         close_tracked()
     status = execution.final_status
     if run.source == AgentRun.Source.TASK:

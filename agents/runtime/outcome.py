@@ -176,7 +176,8 @@ class Outcome:
         self.events.emit("approval", {"tools": tools, "status": "waiting"})
         from agents.runtime.events import done_signal
 
-        done_signal(self.run.pk, AgentRun.Status.WAITING)  # a caller waiting for the answer gets the question
+        # A caller waiting for the answer gets the question.
+        self.events.signalled = done_signal(self.run.pk, AgentRun.Status.WAITING)
 
     def _settle(self, status: str) -> None:
         """Billing: release the reservation and charge what was used, last in the run's final

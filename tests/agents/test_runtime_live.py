@@ -59,6 +59,24 @@ def test_cancel_stops_a_streaming_run_within_a_second(llm, make_agent, alice):
     assert stopped_after < 1.0
     assert len(run.output.split()) < 40  # it did not run to the end
     assert RunEvent.objects.filter(run=run, type="done", payload__status="cancelled").exists()
+    from agents.runtime import cancel
+
+    assert not cancel.is_requested(run.pk)  # the done signal cleared the flag
+
+
+def test_the_done_signal_clears_the_cancel_flag_in_its_round_trip(llm, make_agent, alice, monkeypatch):
+    """A run that ends has nothing left to cancel: its flag goes with the done signal's pipeline, not
+    in a round trip of its own. (A flag set just now may or may not be seen by the run; either way
+    it is gone once the run ends.)"""
+    from agents.runtime import cancel
+
+    cleared, clear = [], cancel.clear
+    monkeypatch.setattr(cancel, "clear", lambda run_id: (cleared.append(run_id), clear(run_id)))
+    run = services.run_create(agent=make_agent(), user=alice, input="Hello", enqueue=False)
+    cancel.request(run.pk)
+    assert execute_run(run.pk) in (AgentRun.Status.SUCCEEDED, AgentRun.Status.CANCELLED)
+    assert not cancel.is_requested(run.pk)
+    assert cleared == []
 
 
 async def _collect(user, run_id, after):
