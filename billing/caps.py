@@ -41,6 +41,7 @@ __all__ = [
     "check_agent_run",
     "check_workflow",
     "check_workflow_start",
+    "has_cap",
 ]
 
 
@@ -223,7 +224,7 @@ _WORKFLOW_CAP = Prepared(
 def check_workflow_start(*, workflow: Any, version: Any, capped: bool | None = None) -> None:
     """Before a workflow run starts: its cap against one pass through its agent steps (the estimate
     the page shows). Nothing is computed for a workflow without a cap. `capped`: whether the workflow
-    has a cap, when the caller read it with the workflow (`workflow_capped()`); else it is read here."""
+    has a cap, when the caller read it with the workflow (`has_cap()`); else it is read here."""
     if capped is False:
         return
     if capped is None and _WORKFLOW_CAP.first(workflow.organization_id, workflow.pk) is None:
@@ -234,11 +235,10 @@ def check_workflow_start(*, workflow: Any, version: Any, capped: bool | None = N
     check_workflow(workflow.organization_id, workflow.pk, estimate)
 
 
-def workflow_capped() -> Exists:
-    """An annotation for a Workflow queryset: whether the workflow has a cost cap (for `capped`)."""
-    return Exists(
-        CostCap.objects.filter(organization_id=OuterRef("organization_id"), workflow_id=OuterRef("pk"))
-    )
+def has_cap(**target: Any) -> Exists:
+    """An annotation: whether the organization has a cost cap on the target (`agent_id=…` or
+    `workflow_id=…`), for a queryset of a model with an `organization_id`."""
+    return Exists(CostCap.objects.filter(organization_id=OuterRef("organization_id"), **target))
 
 
 # ---------------------------------------------------------------- alerts

@@ -14,23 +14,21 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Exists, Model, OuterRef
+from django.db.models import Model
 
 from billing import caps, ledger, limits, pricing
 from billing.models import BillingAccount
-from billing.models_caps import CostCap
 from config import prepared
 from config.prepared import Prepared
 
 
 def _run_checks(kinds: tuple[type[Model], ...]) -> Prepared[BillingAccount]:
     def build(org_id: int, agent_id: int) -> Any:
-        capped = CostCap.objects.filter(organization_id=OuterRef("organization_id"), agent_id=agent_id)
         keys = {f"next_key_{n}": prepared.next_id(kind) for n, kind in enumerate(kinds)}
         return (
             BillingAccount.objects.filter(organization_id=org_id)
             .select_related("plan")
-            .annotate(agent_capped=Exists(capped), **keys)
+            .annotate(agent_capped=caps.has_cap(agent_id=agent_id), **keys)
         )
 
     return Prepared(build, int, int)
@@ -39,7 +37,7 @@ def _run_checks(kinds: tuple[type[Model], ...]) -> Prepared[BillingAccount]:
 _RUN_CHECKS: dict[tuple[type[Model], ...], Prepared[BillingAccount]] = {}
 
 
-def check_agent_run(
+def begin_agent_run(
     *, org_id: int, agent_id: int, estimate: Decimal, keys: tuple[type[Model], ...]
 ) -> list[int]:
     """What billing checks before an agent run is created, and the keys of the rows it creates, in

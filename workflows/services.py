@@ -251,7 +251,7 @@ def run_start(
     keys: tuple[int, int] | None = None,
 ) -> WorkflowRun:
     """Start a run of the published version (or `version`, for a test run of a draft). A caller that
-    loaded the workflow with `caps.workflow_capped()` and took the run's and its trigger step's keys
+    loaded the workflow with `caps.has_cap()` and took the run's and its trigger step's keys
     (`prepared.next_id`) in that read passes them as `cost_capped` and `keys`: no reads of their own."""
     if workflow.status == Workflow.Status.ARCHIVED:
         raise ServiceError("This workflow is archived; restore it to run it.", code="archived", status=409)

@@ -11,6 +11,7 @@ import json
 import logging
 from typing import Any
 
+from django.db.models import OuterRef
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -35,7 +36,7 @@ def _by_token(token: str) -> Any:
         Workflow.objects.select_related("published_version")
         .filter(webhook_token=token)
         .annotate(
-            cost_capped=caps.workflow_capped(),
+            cost_capped=caps.has_cap(workflow_id=OuterRef("pk")),
             run_key=prepared.next_id(WorkflowRun),
             step_key=prepared.next_id(StepRun),
         )

@@ -100,7 +100,7 @@ def _create(
         kinds: tuple[type[Any], ...] = (ChatSession,) if created_session else ()
         kinds += (AgentRun, Message) if created_session or session is not None else (AgentRun,)
         ids = iter(
-            hooks.check_agent_run(
+            hooks.begin_agent_run(
                 org_id=agent.organization_id, agent_id=agent.pk, estimate=estimate, keys=kinds
             )
         )
