@@ -1,21 +1,20 @@
 """Running an agent (`POST /api/v1/agents/<id>/run`) and the runs API (`/api/v1/runs/...`).
 
-The run endpoint is an async view so that waiting for a run holds no thread: authentication, checks
-and the run's creation happen in a normal DRF view (CSRF for browser sessions included), called
-through `sync_to_async`; then we `await` the worker's done signal, or stream the run's events as SSE.
+The run endpoint is a DRF view (authentication, checks, CSRF for browser sessions) that creates the
+run, then streams its events as SSE or waits for the worker's done signal. Under daphne the wait is a
+`DeferredResponse`, awaited on the event loop, so a waiting client holds no thread.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from functools import partial
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.http.response import HttpResponseBase
-from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers
@@ -40,7 +39,7 @@ from agents.api.common import (
 )
 from agents.api.sse import EventStreamRenderer, sse_message, sse_response
 from agents.models import AgentRun, ChatSession, RunEvent
-from agents.runtime.events import wait_done
+from agents.runtime.events import wait_done, wait_done_blocking
 from agents.serializers import (
     RunAcceptedOutput,
     RunEventOutput,
@@ -51,18 +50,12 @@ from agents.serializers import (
 )
 from config.api import ApiError
 from config.db import release
+from config.handlers import DeferredResponse, may_defer
 
 logger = logging.getLogger(__name__)
 
 RUN_WAIT_SECONDS = 120.0
 EVENTS_PAGE = 1000
-
-
-@dataclass(frozen=True)
-class StartedRun:
-    run_id: int
-    session_id: int | None
-    stream: bool
 
 
 def _accepted(run_id: int, session_id: int | None, status: str) -> dict[str, object]:
@@ -86,8 +79,9 @@ def _accepted(run_id: int, session_id: int | None, status: str) -> dict[str, obj
 )
 @api_view(["POST"])
 @renderer_classes([JSONRenderer, EventStreamRenderer])
-def agent_run_start(request: Request, agent_id: int) -> Response:
-    """Checks and creates the run; `agent_run` then waits for it or streams it."""
+def agent_run(request: Request, agent_id: int) -> HttpResponseBase:
+    """Checks and creates the run, then streams it or waits for its answer: on the event loop when the
+    server can finish the response there (`DeferredResponse`, daphne), else in this thread."""
     ctx = writer(request)
     agent = agent_or_404(request, ctx, agent_id)
     body = RunInput(data=request.data)
@@ -109,17 +103,38 @@ def agent_run_start(request: Request, agent_id: int) -> Response:
         session=session,
         source=AgentRun.Source.API,
     )
-    response = Response(_accepted(run.pk, run.session_id, run.status), status=202)
-    response.started_run = StartedRun(run.pk, run.session_id, data["stream"])  # type: ignore[attr-defined]
-    return response
+    if data["stream"]:
+        prelude = sse_message("run", _accepted(run.pk, run.session_id, AgentRun.Status.QUEUED))
+        stream = sse_response(run.pk, prelude=prelude)
+        stream["X-Run-Id"] = str(run.pk)
+        return stream
+    if may_defer(request):
+        return DeferredResponse(partial(_answer, run.pk))
+    release()  # the wait below may be long: it holds no database connection
+    signal = None
+    try:
+        signal = wait_done_blocking(run.pk, _wait_seconds())
+    except Exception:  # Redis hiccup: the client polls instead
+        logger.warning("waiting for run %s failed", run.pk, exc_info=True)
+    return _finished_from_signal(run.pk, signal) or _answer_from_row(run.pk)
 
 
 def _wait_seconds() -> float:
     return float(getattr(settings, "AGENT_RUN_WAIT_SECONDS", RUN_WAIT_SECONDS))
 
 
-def _finished_from_signal(run_id: int, signal: str | None) -> AgentRun | None:
-    """An unsaved AgentRun holding the final fields the worker sent with "done", if it sent them."""
+async def _answer(run_id: int) -> HttpResponse:
+    """The answer of a run, awaited on the event loop: no thread waits with it."""
+    signal = None
+    try:
+        signal = await wait_done(run_id, _wait_seconds())
+    except Exception:  # Redis hiccup: the client polls instead
+        logger.warning("waiting for run %s failed", run_id, exc_info=True)
+    return _finished_from_signal(run_id, signal) or await sync_to_async(_answer_from_row)(run_id)
+
+
+def _finished_from_signal(run_id: int, signal: str | None) -> HttpResponse | None:
+    """The answer from the final fields the worker sent with "done", if it sent them: no read-back."""
     if not signal or not signal.startswith("{"):
         return None
     try:
@@ -128,7 +143,9 @@ def _finished_from_signal(run_id: int, signal: str | None) -> AgentRun | None:
         return None
     if not isinstance(fields, dict) or fields.get("status") not in AgentRun.FINISHED:
         return None
-    return AgentRun(pk=run_id, **{k: fields[k] for k in RESULT_FIELDS if k in fields})
+    return JsonResponse(
+        run_result(AgentRun(pk=run_id, **{k: fields[k] for k in RESULT_FIELDS if k in fields}))
+    )
 
 
 RESULT_FIELDS = (
@@ -144,48 +161,17 @@ RESULT_FIELDS = (
 )
 
 
-@sync_to_async
-def _load_run(run_id: int) -> AgentRun:
-    return AgentRun.objects.get(pk=run_id)
-
-
-def _start(request: HttpRequest, agent_id: int) -> Response:
+def _answer_from_row(run_id: int) -> HttpResponse:
+    """The run as stored: its result if it finished, else 202 with where to poll."""
     try:
-        return agent_run_start(request, agent_id=agent_id)
+        run = AgentRun.objects.get(pk=run_id)
     finally:
-        release()  # the wait below may be long: it holds no database connection
-
-
-@csrf_exempt  # the DRF view inside enforces CSRF for session auth, as every DRF view does
-async def agent_run(request: HttpRequest, agent_id: int) -> HttpResponseBase:
-    response = await sync_to_async(_start)(request, agent_id=agent_id)
-    started: StartedRun | None = getattr(response, "started_run", None)
-    if started is None:
-        return response  # refused: the DRF error envelope
-    if started.stream:
-        prelude = sse_message("run", _accepted(started.run_id, started.session_id, AgentRun.Status.QUEUED))
-        stream = sse_response(started.run_id, prelude=prelude)
-        stream["X-Run-Id"] = str(started.run_id)
-        return stream
-    signal = None
-    try:
-        signal = await wait_done(started.run_id, _wait_seconds())
-    except Exception:  # Redis hiccup: the client polls instead
-        logger.warning("waiting for run %s failed", started.run_id, exc_info=True)
-    finished = _finished_from_signal(started.run_id, signal)
-    if finished is not None:
-        return JsonResponse(run_result(finished))  # the worker handed over the final fields: no read-back
-    run = await _load_run(started.run_id)
+        release()
     if not run.is_finished:
         accepted = JsonResponse(_accepted(run.pk, run.session_id, run.status), status=202)
         accepted["Location"] = f"/api/v1/runs/{run.pk}"
         return accepted
     return JsonResponse(run_result(run))
-
-
-# The schema generator documents `agent_run` through the DRF view that does its checks.
-agent_run.cls = agent_run_start.cls  # type: ignore[attr-defined]
-agent_run.initkwargs = agent_run_start.initkwargs  # type: ignore[attr-defined]
 
 
 # ------------------------------------------------------------------ runs API

@@ -236,6 +236,23 @@ async def wait_done(run_id: int, timeout: float) -> str | None:
     return result.decode() if isinstance(result, bytes) else result
 
 
+_blocking_redis: Any = None
+
+
+def wait_done_blocking(run_id: int, timeout: float) -> str | None:
+    """`wait_done` for a thread that may block (WSGI, Django's test client): the same signal, waited
+    for on a connection of its own pool, whose reads may take as long as the wait."""
+    global _blocking_redis
+    if _blocking_redis is None:
+        import redis
+
+        _blocking_redis = redis.Redis.from_url(
+            settings.REDIS_URL, max_connections=10_000, socket_timeout=None, socket_connect_timeout=5
+        )
+    result = _blocking_redis.brpoplpush(_done_key(run_id), _done_key(run_id), timeout=max(0.01, timeout))
+    return result.decode() if isinstance(result, bytes) else result
+
+
 def event_emit(*, run_id: int, type: str, payload: dict[str, Any] | None = None) -> RunEvent:
     """Emit from outside the owning worker (e.g. cancelling a queued run): take the next number in SQL."""
     with connection.cursor() as cursor:

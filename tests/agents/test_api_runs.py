@@ -107,6 +107,55 @@ def test_run_still_going_after_the_wait_is_202_with_its_id(make_agent, alice_api
     assert response["Location"] == f"/api/v1/runs/{body['run_id']}"
 
 
+def _through_our_handler(path: str, key: str, body: dict) -> dict:
+    """POST through config.handlers.ASGIHandler, as daphne serves it: the wait is deferred to the loop."""
+    from channels.testing import HttpCommunicator
+
+    from config.handlers import ASGIHandler
+
+    handler = ASGIHandler()
+    raw = json.dumps(body).encode()
+    headers = [
+        (b"host", b"testserver"),
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(raw)).encode()),
+        (b"authorization", f"Bearer {key}".encode()),
+    ]
+
+    async def go():
+        communicator = HttpCommunicator(handler, "POST", path, body=raw, headers=headers)
+        return await communicator.get_response(timeout=30)
+
+    try:
+        return async_to_sync(go)()
+    finally:
+        for thread in handler.threads.free:
+            thread.shutdown(wait=True)
+
+
+def test_under_daphnes_handler_the_run_is_awaited_on_the_loop(llm, make_agent, acme_key, celery_worker):
+    agent = make_agent()
+
+    response = _through_our_handler(run_url(agent), acme_key, {"input": "via the loop"})
+
+    assert response["status"] == 200, response["body"]
+    body = json.loads(response["body"])
+    assert (body["status"], body["output"]) == ("succeeded", "Echo: via the loop")
+    assert AgentRun.objects.get(pk=body["run_id"]).output == "Echo: via the loop"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_under_daphnes_handler_a_run_still_going_is_202(make_agent, acme_key, short_wait):
+    agent = make_agent()  # no worker here: the run stays queued
+
+    response = _through_our_handler(run_url(agent), acme_key, {"input": "hi"})
+
+    assert response["status"] == 202
+    body = json.loads(response["body"])
+    assert body["status"] == "queued" and AgentRun.objects.filter(pk=body["run_id"]).exists()
+    assert dict(response["headers"])[b"Location"] == f"/api/v1/runs/{body['run_id']}".encode()
+
+
 # ---------------------------------------------------------------- streaming
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
+import time
 from concurrent.futures import Future
 
 import pytest
@@ -11,7 +13,7 @@ from asgiref.sync import async_to_sync
 from channels.testing import HttpCommunicator
 from django.urls import path
 
-from config.handlers import ASGIHandler, RequestThread, RequestThreads
+from config.handlers import ASGIHandler, DeferredResponse, Gate, RequestThread, RequestThreads, may_defer
 
 
 @pytest.fixture
@@ -42,7 +44,51 @@ def _where(request):
     return JsonResponse({"thread": threading.current_thread().name, "main": threading.main_thread().name})
 
 
-urlpatterns = [path("where", _where)]
+deferred_seen: dict[str, object] = {}
+
+
+def _deferred(request):
+    from django.http import JsonResponse
+
+    async def finish():
+        # On the event loop, with the request's thread free: nothing of the request runs there.
+        deferred_seen["thread"] = threading.current_thread().name
+        deferred_seen["threads_idle"] = all(t.idle for t in counted)
+        await asyncio.sleep(0.01)
+        return JsonResponse({"answer": 42})
+
+    deferred_seen["may_defer"] = may_defer(request)
+    if not may_defer(request):
+        return JsonResponse({"answer": "waited in the thread"})
+    response = DeferredResponse(finish)
+    response.set_cookie("seen", "yes")
+    return response
+
+
+urlpatterns = [path("where", _where), path("deferred", _deferred)]
+
+counted: list[RequestThread] = []
+
+
+class CountingThread(RequestThread):
+    """Counts what the handler hands to a request's thread (each submit is a hop there and back)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+        counted.append(self)
+
+    def submit(self, fn, /, *args, **kwargs):
+        self.calls += 1
+        return super().submit(fn, *args, **kwargs)
+
+
+class CountingThreads(RequestThreads):
+    def take(self) -> RequestThread:
+        if self.free:
+            return self.free.pop()
+        self.started += 1
+        return CountingThread()
 
 
 def test_requests_reuse_one_thread_instead_of_starting_one_each(handler, settings):
@@ -114,3 +160,118 @@ def test_a_request_thread_knows_when_it_is_idle():
     future.result(timeout=5)
     assert thread.idle
     thread.shutdown(wait=True)
+
+
+def test_a_request_is_one_hop_to_its_thread_signals_included(handler, settings):
+    from django.core.signals import request_finished, request_started
+
+    settings.ROOT_URLCONF = __name__
+    counted.clear()
+    handler.threads = CountingThreads()
+    fired: list[tuple[str, str]] = []
+
+    def started(**kwargs):
+        fired.append(("started", threading.current_thread().name))
+
+    def finished(**kwargs):
+        fired.append(("finished", threading.current_thread().name))
+
+    request_started.connect(started)
+    request_finished.connect(finished)
+    try:
+        response = _get(handler, "/where")
+    finally:
+        request_started.disconnect(started)
+        request_finished.disconnect(finished)
+    assert response["status"] == 200
+    view_thread = json.loads(response["body"])["thread"]
+    # Django's handler hands the thread three calls: request_started, the chain, and close().
+    assert [t.calls for t in counted] == [1]
+    assert fired == [("started", view_thread), ("finished", view_thread)]
+
+
+def test_a_deferred_response_is_finished_on_the_loop_with_the_middlewares_headers(handler, settings):
+    settings.ROOT_URLCONF = __name__
+    counted.clear()
+    deferred_seen.clear()
+    handler.threads = CountingThreads()
+
+    response = _get(handler, "/deferred")
+
+    assert deferred_seen["may_defer"] is True
+    assert response["status"] == 200 and json.loads(response["body"]) == {"answer": 42}
+    headers = [(k.decode().lower(), v.decode()) for k, v in response["headers"]]
+    as_dict = dict(headers)
+    assert as_dict["content-type"] == "application/json"
+    assert as_dict.get("content-length", str(len(response["body"]))) == str(len(response["body"]))
+    assert as_dict["x-content-type-options"] == "nosniff"  # the security middleware's, kept
+    assert as_dict["x-frame-options"] == "DENY"
+    assert any(k == "set-cookie" and v.startswith("seen=yes") for k, v in headers)
+    # The wait ran on the event loop's thread, and held no request thread: one hop, then idle.
+    assert not deferred_seen["thread"].startswith("request")
+    assert deferred_seen["threads_idle"] is True
+    assert [t.calls for t in counted] == [1]
+
+
+def test_without_our_handler_a_view_does_not_defer(client, settings):
+    settings.ROOT_URLCONF = __name__
+    deferred_seen.clear()
+    response = client.get("/deferred")  # Django's test client: nobody would finish a deferred response
+    assert deferred_seen["may_defer"] is False
+    assert response.json() == {"answer": "waited in the thread"}
+
+
+def test_the_gate_lets_so_many_turns_run_at_once():
+    async def scenario():
+        gate = Gate(1, slow=10)
+        order: list[str] = []
+
+        async def turn(name: str, hold: float) -> None:
+            async with gate.turn():
+                order.append(f"{name} in")
+                await asyncio.sleep(hold)
+                order.append(f"{name} out")
+
+        await asyncio.gather(turn("a", 0.05), turn("b", 0.0))
+        return order
+
+    assert async_to_sync(scenario)() == ["a in", "a out", "b in", "b out"]
+
+
+def test_a_slow_turn_stops_counting_against_the_gate():
+    async def scenario():
+        gate = Gate(1, slow=0.05)
+        entered: dict[str, float] = {}
+        start = time.monotonic()
+
+        async def turn(name: str, hold: float) -> None:
+            async with gate.turn():
+                entered[name] = time.monotonic() - start
+                await asyncio.sleep(hold)
+
+        await asyncio.gather(turn("slow", 1.0), turn("next", 0.0))
+        return entered
+
+    entered = async_to_sync(scenario)()
+    # The next turn started once the slow one passed `slow`, long before it ended.
+    assert 0.04 <= entered["next"] < 0.5
+
+
+def test_a_gate_of_zero_does_not_limit():
+    async def scenario():
+        gate = Gate(0)
+        inside = 0
+        most = 0
+
+        async def turn() -> None:
+            nonlocal inside, most
+            async with gate.turn():
+                inside += 1
+                most = max(most, inside)
+                await asyncio.sleep(0.01)
+                inside -= 1
+
+        await asyncio.gather(*(turn() for _ in range(5)))
+        return most
+
+    assert async_to_sync(scenario)() == 5
