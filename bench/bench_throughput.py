@@ -3,6 +3,9 @@ API clients, with web (daphne), a Celery run worker and Redis on this machine.
 
 Each client loops: POST /api/v1/agents/{id}/run (no stream) and waits for the answer. Reference in the
 same run: the same 200 clients calling the fake server directly (the ceiling set by the 500 ms answer).
+Two run worker processes of 100 threads (BENCH_WORKERS, BENCH_WORKER_CONCURRENCY): the consumer of a
+single process takes each message with three Redis round trips on its main thread, each waiting for
+the GIL among the run threads, and tops out near 55 messages/s here (runs then queued for 2.5 s).
 Target: >= 100 runs/s with 0 errors.  Run: python -m bench.bench_throughput
 """
 
@@ -54,8 +57,8 @@ async def _load(url: str, headers: dict[str, str], body_of, check) -> tuple[int,
 def main() -> None:
     from bench.stack import stack, summary
 
-    concurrency = int(os.environ.get("BENCH_WORKER_CONCURRENCY", "200"))
-    workers = int(os.environ.get("BENCH_WORKERS", "1"))
+    concurrency = int(os.environ.get("BENCH_WORKER_CONCURRENCY", "100"))
+    workers = int(os.environ.get("BENCH_WORKERS", "2"))
     running = stack(first_token_ms=ANSWER_MS, worker_concurrency=concurrency, workers=workers)
     with running as (base, seeded, llm):
         ref_done, ref_err, _ = asyncio.run(

@@ -150,7 +150,7 @@ DB_POOL = env_bool("DB_POOL", not TESTING)
 # Requests of one daphne process that run their sync code (middleware, view) at once; the rest wait
 # on the event loop, which would otherwise be starved of the GIL under load (config/handlers.Gate).
 # 0 turns the gate off.
-ASGI_BUSY_THREADS = env_int("ASGI_BUSY_THREADS", 4)
+ASGI_BUSY_THREADS = env_int("ASGI_BUSY_THREADS", 8)
 # Long-running processes move their start-up heap out of the garbage collector's reach (config/heap.py).
 GC_FREEZE = env_bool("GC_FREEZE", True)
 if DB_POOL:
