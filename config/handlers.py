@@ -89,6 +89,8 @@ class RequestThread(ThreadPoolExecutor):
 class RequestThreads:
     """The free list. Used only from the event loop's thread, so it needs no lock."""
 
+    make = RequestThread
+
     def __init__(self, keep: int = KEEP_IDLE) -> None:
         self.keep = keep
         self.free: list[RequestThread] = []
@@ -98,7 +100,7 @@ class RequestThreads:
         if self.free:
             return self.free.pop()
         self.started += 1
-        return RequestThread()
+        return self.make()
 
     def give(self, thread: RequestThread) -> None:
         if thread.idle and len(self.free) < self.keep:
@@ -198,17 +200,18 @@ class ASGIHandler(DjangoASGIHandler):
         return response
 
     async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
-        # Django's test helpers call this; `handle` above does the same work in `respond`.
+        # Django's API (`run_get_response`): the chain is loaded sync, so Django's own version would fail.
+        # `handle` above does this work in `respond`.
         return await sync_to_async(self.get_response, thread_sensitive=True)(request)
 
     async def finish_watching(self, response: HttpResponseBase, receive: Any, send: Any) -> None:
         """A response with work left on the loop: it races the client's disconnect, as in Django."""
-        sent: list[HttpResponseBase] = [response]
+        final = response
 
         async def process() -> None:
-            final = response
+            nonlocal final
             if isinstance(response, DeferredResponse):
-                final = sent[0] = response.adopt(await response.finish())
+                final = response.adopt(await response.finish())
             with suppress(asyncio.CancelledError):  # the client went away while we sent
                 await self.send_response(final, send)
 
@@ -225,5 +228,5 @@ class ASGIHandler(DjangoASGIHandler):
                 task.cancel()
                 with suppress(asyncio.CancelledError):
                     await task
-        if sent[0].streaming:
-            await sync_to_async(sent[0].close)()  # request_finished, after the stream
+        if final.streaming:
+            await sync_to_async(final.close)()  # request_finished, after the stream

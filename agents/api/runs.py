@@ -8,7 +8,6 @@ run, then streams its events as SSE or waits for the worker's done signal. Under
 from __future__ import annotations
 
 import json
-import logging
 from functools import partial
 
 from asgiref.sync import sync_to_async
@@ -51,8 +50,6 @@ from agents.serializers import (
 from config.api import ApiError
 from config.db import release
 from config.handlers import DeferredResponse, may_defer
-
-logger = logging.getLogger(__name__)
 
 RUN_WAIT_SECONDS = 120.0
 EVENTS_PAGE = 1000
@@ -111,11 +108,7 @@ def agent_run(request: Request, agent_id: int) -> HttpResponseBase:
     if may_defer(request):
         return DeferredResponse(partial(_answer, run.pk))
     release()  # the wait below may be long: it holds no database connection
-    signal = None
-    try:
-        signal = wait_done_blocking(run.pk, _wait_seconds())
-    except Exception:  # Redis hiccup: the client polls instead
-        logger.warning("waiting for run %s failed", run.pk, exc_info=True)
+    signal = wait_done_blocking(run.pk, _wait_seconds())
     return _finished_from_signal(run.pk, signal) or _answer_from_row(run.pk)
 
 
@@ -125,11 +118,7 @@ def _wait_seconds() -> float:
 
 async def _answer(run_id: int) -> HttpResponse:
     """The answer of a run, awaited on the event loop: no thread waits with it."""
-    signal = None
-    try:
-        signal = await wait_done(run_id, _wait_seconds())
-    except Exception:  # Redis hiccup: the client polls instead
-        logger.warning("waiting for run %s failed", run_id, exc_info=True)
+    signal = await wait_done(run_id, _wait_seconds())
     return _finished_from_signal(run_id, signal) or await sync_to_async(_answer_from_row)(run_id)
 
 

@@ -7,6 +7,7 @@ query, and clients that missed some replay them from the table by sequence numbe
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import queue
@@ -219,8 +220,16 @@ def done_signal(run_id: int, status: str, result: dict[str, Any] | None = None) 
 _async_redis: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
+def _waiters_client(redis_class: Any) -> Any:
+    # One blocking BRPOPLPUSH per waiting request: the pool must hold as many connections as waiters.
+    return redis_class.from_url(
+        settings.REDIS_URL, max_connections=10_000, socket_timeout=None, socket_connect_timeout=5
+    )
+
+
 async def wait_done(run_id: int, timeout: float) -> str | None:
-    """Block (asynchronously) until the run is done or the timeout passes. Returns its status or None."""
+    """Wait (asynchronously) until the run is done or the timeout passes. Returns the done signal,
+    or None after the timeout or if Redis could not be reached (logged: the client polls instead)."""
     import asyncio
 
     import redis.asyncio as aioredis
@@ -228,28 +237,32 @@ async def wait_done(run_id: int, timeout: float) -> str | None:
     loop = asyncio.get_running_loop()
     client = _async_redis.get(loop)
     if client is None:
-        # One blocking BRPOPLPUSH per waiting request: the pool must hold as many connections as waiters.
-        client = _async_redis[loop] = aioredis.Redis.from_url(
-            settings.REDIS_URL, max_connections=10_000, socket_timeout=None, socket_connect_timeout=5
-        )
-    result = await client.brpoplpush(_done_key(run_id), _done_key(run_id), timeout=max(0.01, timeout))
+        client = _async_redis[loop] = _waiters_client(aioredis.Redis)
+    try:
+        result = await client.brpoplpush(_done_key(run_id), _done_key(run_id), timeout=max(0.01, timeout))
+    except Exception:
+        logger.warning("waiting for run %s failed", run_id, exc_info=True)
+        return None
     return result.decode() if isinstance(result, bytes) else result
 
 
-_blocking_redis: Any = None
+@functools.cache
+def _blocking_redis() -> Any:
+    import redis
+
+    return _waiters_client(redis.Redis)
 
 
 def wait_done_blocking(run_id: int, timeout: float) -> str | None:
-    """`wait_done` for a thread that may block (WSGI, Django's test client): the same signal, waited
-    for on a connection of its own pool, whose reads may take as long as the wait."""
-    global _blocking_redis
-    if _blocking_redis is None:
-        import redis
-
-        _blocking_redis = redis.Redis.from_url(
-            settings.REDIS_URL, max_connections=10_000, socket_timeout=None, socket_connect_timeout=5
+    """`wait_done` for a thread that may block (WSGI, Django's test client): the same signal and
+    answers, on a connection pool of its own."""
+    try:
+        result = _blocking_redis().brpoplpush(
+            _done_key(run_id), _done_key(run_id), timeout=max(0.01, timeout)
         )
-    result = _blocking_redis.brpoplpush(_done_key(run_id), _done_key(run_id), timeout=max(0.01, timeout))
+    except Exception:
+        logger.warning("waiting for run %s failed", run_id, exc_info=True)
+        return None
     return result.decode() if isinstance(result, bytes) else result
 
 
