@@ -18,13 +18,13 @@ import argparse
 import json
 import statistics
 import sys
-import time
 from collections.abc import Callable
 from typing import Any
 
 import openai
 
 from bench.fake_llm import FakeLLMProcess, FakeLLMServer
+from bench.stack import timings
 
 MESSAGES = [
     {"role": "system", "content": "You are a helpful assistant."},
@@ -43,14 +43,7 @@ def percentile(sorted_values: list[float], p: float) -> float:
 
 
 def measure(fn: Callable[[], Any], n: int, warmup: int) -> dict[str, float]:
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - t0) * 1000.0)
-    samples.sort()
+    samples = sorted(timings(fn, n, warmup))
     return {
         "n": n,
         "p50_ms": percentile(samples, 50),

@@ -94,16 +94,9 @@ def main() -> None:
 
 
 def _timed(call: Callable[[], object], n: int = N) -> dict[str, float]:
-    from bench.stack import summary
+    from bench.stack import summary, timings
 
-    for _ in range(10):
-        call()
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        call()
-        times.append((time.perf_counter() - t) * 1000)
-    return summary(times)
+    return summary(timings(call, n, warmup=10))
 
 
 def _bare_agno(base_url: str) -> Callable[[], object]:

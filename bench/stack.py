@@ -13,6 +13,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,18 @@ def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     k = max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))
     return ordered[k]
+
+
+def timings(call: Callable[[], object], n: int, warmup: int) -> list[float]:
+    """`call` run `warmup` times unmeasured, then `n` times: each one's wall time in ms, in order."""
+    for _ in range(warmup):
+        call()
+    samples = []
+    for _ in range(n):
+        t = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - t) * 1000.0)
+    return samples
 
 
 def summary(values: list[float]) -> dict[str, float]:
