@@ -14,10 +14,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Model
+from django.db.models import Exists, Model, OuterRef, Q, Subquery
 
 from billing import caps, ledger, limits, pricing
-from billing.models import BillingAccount
+from billing.models import ZERO, BillingAccount, CreditTransaction
 from config import prepared
 from config.prepared import Prepared
 
@@ -43,7 +43,8 @@ def begin_agent_run(
     """What billing checks before an agent run is created, and the keys of the rows it creates, in
     one round trip: the billing account with its plan (the monthly runs limit), whether the agent has
     a cost cap, and a key for each model in `keys` (`prepared.next_ids`). A capped agent's cap is then
-    checked as `caps.check_agent_run` does. Call it inside the transaction that creates the run."""
+    checked as `caps.check_agent_run` does. Call it just before the transaction that creates the run
+    (the keys are taken whether or not that commits; the checks lock nothing)."""
     checks = _RUN_CHECKS.get(keys)
     if checks is None:
         checks = _RUN_CHECKS.setdefault(keys, _run_checks(keys))
@@ -66,7 +67,7 @@ def reserve_agent_run(*, run: Any, model: str, estimate: Decimal) -> None:
     ledger.reserve(
         org=run.organization_id,
         amount=estimate,
-        key=f"run:{run.pk}:reserve",
+        key=run_keys(run.pk)[0],
         description=f"Reserved for run {run.pk}",
         at_commit=True,
         run=run,
@@ -92,17 +93,58 @@ def _workflow_refs(run: Any) -> dict[str, Any]:
     return {"workflow_run_id": step.run_id, "workflow_id": step.run.workflow_id}
 
 
+def run_keys(run_id: int) -> tuple[str, str, str]:
+    """The keys of an agent run's reservation, its release and its usage."""
+    reserve = f"run:{run_id}:reserve"
+    return reserve, f"{reserve}:release", f"run:{run_id}:usage"
+
+
+def settle_reads(reserve: Any, release: Any, usage: Any) -> dict[str, Any]:
+    """Annotations for the query that loads a run to execute (keys from `run_keys`): what the settle
+    looks up before it moves credits (the reservation's amount, and whether its release or usage is
+    written), read with the claim, so the run's final transaction has no round trip of its own for it.
+    Between the claim and the settle only that run's worker writes these entries, but for the workflow
+    sweep releasing a run it took for orphaned: that settle then fails as partly written, and the
+    settle of the failed run that follows looks the entries up again (`_known` gives them once)."""
+    entries = CreditTransaction.objects.filter(organization_id=OuterRef("organization_id")).order_by()
+    return {
+        "settle_held": Subquery(
+            entries.filter(idempotency_key=reserve, type=ledger.T.RESERVATION).values("amount")[:1]
+        ),
+        "settle_done": Exists(entries.filter(Q(idempotency_key=release) | Q(idempotency_key=usage))),
+    }
+
+
+def _known(run: Any) -> dict[str, tuple[str, Decimal]] | None:
+    """The entries `settle_reads` found for this run, as `ledger.settle(known=...)` takes them, once:
+    None when the run was loaded without them or a settle used them already (a second settle, after
+    a final transaction that failed, looks the entries up again)."""
+    if not hasattr(run, "settle_held"):
+        return None
+    held, done = run.settle_held, run.settle_done
+    del run.settle_held, run.settle_done
+    reserve, release, _ = run_keys(run.pk)
+    known: dict[str, tuple[str, Decimal]] = {}
+    if held is not None:
+        known[reserve] = (ledger.T.RESERVATION, held)
+    if done:  # settled before: `settle` then goes entry by entry, idempotently
+        known[release] = (ledger.T.RELEASE, ZERO)
+    return known
+
+
 def settle_agent_run(
     *, run: Any, credits: Decimal, model: str, input_tokens: int, output_tokens: int, status: str
 ) -> Decimal | None:
     """Release the reservation and charge what the run used. Call it last in the run's final
     transaction. What was charged, or None when that is known only after the commit."""
+    reserve, _, usage = run_keys(run.pk)
     return ledger.settle(
         org=run.organization_id,
-        reservation_key=f"run:{run.pk}:reserve",
+        reservation_key=reserve,
         usage=credits,
-        usage_key=f"run:{run.pk}:usage",
+        usage_key=usage,
         at_commit=True,
+        known=_known(run),
         description=f"Run {run.pk} ({status}): {input_tokens} in / {output_tokens} out tokens on {model}",
         run=run,
         agent_id=run.agent_id,

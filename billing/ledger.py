@@ -210,6 +210,7 @@ def settle(
     usage_key: str,
     description: str = "",
     at_commit: bool = False,
+    known: dict[str, tuple[str, Decimal]] | None = None,
     **refs: Any,
 ) -> Decimal | None:
     """Release a reservation and charge the actual usage (capped at what there is). Idempotent by
@@ -218,13 +219,23 @@ def settle(
     `at_commit`: the release and the charge are sent with the COMMIT of the caller's transaction,
     which the caller must be the outermost of (see `reserve`); the charge is then known only after
     the commit, and None is returned. A replay, or a settle outside such a transaction, is made at
-    once as without it."""
+    once as without it.
+
+    `known`: the settle's entries (key: type and amount) as the caller read them already, so the
+    settle does not look them up (an agent run reads them with its claim, `hooks.settle_reads`). They
+    decide the amount released and whether to move in one statement. If an entry was written after
+    they were read, that statement writes nothing: all there, it is a replay and goes entry by entry;
+    some there, it raises IntegrityError ("partly written"), undoing the caller's transaction."""
     org_id = org if isinstance(org, int) else org.pk
     release_key = f"{reservation_key}:release"
-    found = {
-        key: (type_, amount)
-        for key, type_, amount in _SETTLE_ENTRIES.rows(org_id, reservation_key, release_key, usage_key)
-    }
+    found = (
+        known
+        if known is not None
+        else {
+            key: (type_, amount)
+            for key, type_, amount in _SETTLE_ENTRIES.rows(org_id, reservation_key, release_key, usage_key)
+        }
+    )
     held_type, held = found.get(reservation_key, (None, None))
     if held_type != T.RESERVATION:
         held = None

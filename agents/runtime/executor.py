@@ -33,6 +33,7 @@ from agents.runtime.guardrails import Trip
 from agents.runtime.outcome import ModelFailed, Outcome, Paused, RunFailed
 from agents.runtime.providers import begin_tracking, close_tracked, cost_of
 from agents.runtime.tools import ToolContext
+from billing.hooks import run_keys, settle_reads
 from billing.pricing import token_cost, tool_cost
 from config import prepared
 from config.db import release
@@ -260,9 +261,10 @@ class Execution(Outcome):
             raise RunFailed(f"{label}: " + " | ".join(errors))
 
 
-def _run_to_execute(run_id: int) -> Any:
+def _run_to_execute(run_id: int, reserve: str, release: str, usage: str) -> Any:
     # One query for the run, its agent and version, the permission re-check (is its user still a
-    # member of the org?), and what it reads besides (history, context entries: `with_context`).
+    # member of the org?), and what it reads besides (history, context entries: `with_context`; the
+    # entries its settle needs: `settle_reads`, with the keys of `run_keys`).
     member = Membership.objects.filter(
         user_id=OuterRef("user_id"), organization_id=OuterRef("organization_id")
     )
@@ -272,12 +274,13 @@ def _run_to_execute(run_id: int) -> Any:
             still_member=Exists(member),
             # The key of the answer's Message, so that it goes out with the final COMMIT (`finish`).
             reply_id=Case(When(session__isnull=False, then=prepared.next_id(Message))),
+            **settle_reads(reserve, release, usage),
         )
         .filter(pk=run_id)
     )
 
 
-_RUN_TO_EXECUTE = Prepared(_run_to_execute, int)  # every run: compiled once
+_RUN_TO_EXECUTE = Prepared(_run_to_execute, int, str, str, str)  # every run: compiled once
 
 
 def execute_run(run_id: int, *, resume: bool = False) -> str:
@@ -289,7 +292,7 @@ def execute_run(run_id: int, *, resume: bool = False) -> str:
         ).update(status=AgentRun.Status.RUNNING)
         if not claimed:
             return "skipped"  # gone, cancelled, undecided, or another worker has it
-        run = _RUN_TO_EXECUTE.first(run_id)
+        run = _RUN_TO_EXECUTE.first(run_id, *run_keys(run_id))
         if run is None:
             raise AgentRun.DoesNotExist(f"run {run_id} is gone")
     else:
@@ -298,6 +301,7 @@ def execute_run(run_id: int, *, resume: bool = False) -> str:
             {"id": run_id, "status": AgentRun.Status.QUEUED},
             {"status": AgentRun.Status.RUNNING, "started_at": timezone.now()},
             run_id,
+            *run_keys(run_id),
         )
         if run is None:
             return "skipped"  # gone, cancelled, or another worker has it

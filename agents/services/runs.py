@@ -92,18 +92,17 @@ def _create(
     from agents.tasks import execute_run
     from billing import hooks
 
+    created_session = session is None and new_session
+    # Every run passes here (the API's hundreds a second). One round trip for billing's checks (the
+    # plan's monthly runs, the agent's cost cap: a 402) and the keys of the rows, before the
+    # transaction; the rows go out with the COMMIT, with the credit hold below, in one flight that
+    # carries the BEGIN too (config.postgres).
+    kinds: tuple[type[Any], ...] = (ChatSession,) if created_session else ()
+    kinds += (AgentRun, Message) if created_session or session is not None else (AgentRun,)
+    ids = iter(
+        hooks.begin_agent_run(org_id=agent.organization_id, agent_id=agent.pk, estimate=estimate, keys=kinds)
+    )
     with transaction.atomic():
-        created_session = session is None and new_session
-        # Every run passes here (the API's hundreds a second). One round trip for billing's checks (the
-        # plan's monthly runs, the agent's cost cap: a 402) and the keys of the rows; the rows go out
-        # with the COMMIT, with the credit hold below, in one flight.
-        kinds: tuple[type[Any], ...] = (ChatSession,) if created_session else ()
-        kinds += (AgentRun, Message) if created_session or session is not None else (AgentRun,)
-        ids = iter(
-            hooks.begin_agent_run(
-                org_id=agent.organization_id, agent_id=agent.pk, estimate=estimate, keys=kinds
-            )
-        )
         if created_session:
             session = ChatSession(
                 pk=next(ids), organization_id=agent.organization_id, agent=agent, user=user, title=text[:80]

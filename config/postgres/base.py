@@ -9,6 +9,8 @@ mode), so the lock lives only inside the server, for the time of the statement a
 
 Writes whose results nothing reads before the commit may ride along too (`prepared.update` and
 `prepared.insert` with `at_commit`: a run's final update and events), each saving its round trip.
+A transaction that is all such statements (a run's rows on the web, its final transaction in the
+worker) goes out whole in one flight, its BEGIN included (`_whole_transaction`).
 
 The statement runs last in its transaction, after everything the block executed. Its rows go to a
 callback that runs after the commit, first among the on-commit hooks (it may use the database). An
@@ -37,6 +39,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from functools import partial
 from time import monotonic
 from typing import Any
@@ -95,6 +98,38 @@ def check_if_idle(conn: Any) -> None:
     ConnectionPool.check_connection(conn)
 
 
+def _whole_transaction(
+    conn: Any, cursors: list[Any], queued: Sequence[tuple[str, Sequence[Any], Any, Any]]
+) -> None:
+    """Nothing ran in this transaction before its COMMIT (psycopg has not sent its BEGIN yet): the
+    BEGIN, the statements and the COMMIT go out in one flight. Left to psycopg, the BEGIN would be a
+    round trip of its own (it waits for its answer, in a pipeline too) and a COMMIT queued before it
+    would be skipped; so psycopg is put in autocommit for the flight (no command of its own) and the
+    transaction's commands are sent here, then it is put back. On an error the transaction is rolled
+    back here, before psycopg leaves autocommit (it cannot while a transaction is open), and the
+    error is raised as any failed commit's."""
+    if conn.isolation_level is not None or conn.read_only is not None or conn.deferrable is not None:
+        for cursor, (sql, params, *_) in zip(cursors, queued, strict=True):  # a BEGIN with options
+            cursor.execute(sql, params)
+        conn.commit()
+        return
+    conn.autocommit = True
+    try:
+        with conn.pipeline():
+            conn.execute("BEGIN", prepare=False)
+            for cursor, (sql, params, *_) in zip(cursors, queued, strict=True):
+                cursor.execute(sql, params)
+            conn.execute("COMMIT", prepare=False)
+    except BaseException:
+        if conn.pgconn.transaction_status != pq.TransactionStatus.IDLE and not conn.closed:
+            with suppress(Exception):
+                conn.execute("ROLLBACK", prepare=False)
+        raise
+    finally:
+        if conn.pgconn.transaction_status == pq.TransactionStatus.IDLE:
+            conn.autocommit = False
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
     ops_class = DatabaseOperations
 
@@ -149,11 +184,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
         with self.wrap_database_errors:
             cursors = [self._server_cursor() if prepare else conn.cursor() for *_, prepare in queued]
             if conn.pgconn.transaction_status == pq.TransactionStatus.IDLE:
-                # Nothing else ran in this transaction: no flight to share (and psycopg would skip a
-                # COMMIT queued before its BEGIN was sent).
-                for cursor, (sql, params, *_) in zip(cursors, queued, strict=True):
-                    cursor.execute(sql, params)
-                conn.commit()
+                _whole_transaction(conn, cursors, queued)
             else:
                 with conn.pipeline():
                     for cursor, (sql, params, *_) in zip(cursors, queued, strict=True):

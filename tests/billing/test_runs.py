@@ -177,3 +177,55 @@ def test_usage_of_a_workflow_step_names_the_workflow_and_its_run(llm, free_org, 
     assert run.status == "succeeded", run.error
     usage = CreditTransaction.objects.get(organization=free_org, type="usage", agent=agent)
     assert usage.workflow_run_id == run.pk and usage.workflow_id == wf.pk and usage.user == alice
+
+
+def test_a_run_reads_what_its_settle_needs_with_its_claim(llm, free_org, alice):
+    """The reservation is read by the claim's statement, so the final transaction has no look-up of
+    its own (billing.hooks.settle_reads); the bill is the same."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from agents.runtime.executor import execute_run
+
+    agent = agent_services.agent_create(org=free_org, by=alice, name="Writer", config=GPT4, publish=True)
+    run = agent_services.run_create(agent=agent, user=alice, input="hello there", enqueue=False)
+    with CaptureQueriesContext(connection) as queries:
+        assert execute_run(run.pk) == "succeeded"
+
+    assert not [q["sql"] for q in queries if q["sql"].startswith('SELECT "billing_credittransaction"')]
+    run.refresh_from_db()
+    reservation = CreditTransaction.objects.get(idempotency_key=f"run:{run.pk}:reserve")
+    release = CreditTransaction.objects.get(idempotency_key=f"run:{run.pk}:reserve:release")
+    usage = CreditTransaction.objects.get(idempotency_key=f"run:{run.pk}:usage")
+    expected = (Decimal(3) * (run.input_tokens + run.output_tokens) / 1000).quantize(Decimal("0.0001"))
+    assert release.amount == -reservation.amount and usage.amount == -expected and expected > 0
+    assert ledger.balance(free_org) == Decimal(10) - expected == ledger.ledger_sum(free_org)
+
+
+def test_a_release_written_after_the_claim_fails_that_settle_and_the_next_one_looks_again(
+    llm, free_org, alice
+):
+    """What the claim read is used once: a release written since (the workflow sweep closing a run it
+    took for orphaned) fails the final transaction as partly written entries, and the settle of the
+    failed run that follows reads the entries again and charges once."""
+    from django.db import IntegrityError, transaction
+
+    from agents.runtime.executor import _RUN_TO_EXECUTE
+    from billing.hooks import run_keys, settle_agent_run
+
+    agent = agent_services.agent_create(org=free_org, by=alice, name="Writer", config=GPT4, publish=True)
+    created = agent_services.run_create(agent=agent, user=alice, input="hello there", enqueue=False)
+    run = _RUN_TO_EXECUTE.first(created.pk, *run_keys(created.pk))
+    assert run.settle_held < 0 and run.settle_done is False
+    ledger.release(org=free_org, reservation_key=f"run:{run.pk}:reserve", description="orphaned")
+    bill = {"credits": Decimal("0.5"), "model": "gpt-4o", "input_tokens": 1, "output_tokens": 1}
+
+    with pytest.raises(IntegrityError, match="partly written"), transaction.atomic():
+        settle_agent_run(run=run, status="succeeded", **bill)
+    assert not CreditTransaction.objects.filter(idempotency_key=f"run:{run.pk}:usage").exists()
+    with transaction.atomic():
+        settle_agent_run(run=run, status="failed", **bill)
+
+    assert CreditTransaction.objects.get(idempotency_key=f"run:{run.pk}:usage").amount == Decimal("-0.5")
+    assert CreditTransaction.objects.filter(organization=free_org, type="release").count() == 1
+    assert ledger.balance(free_org) == Decimal("9.5") == ledger.ledger_sum(free_org)

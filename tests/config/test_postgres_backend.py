@@ -90,6 +90,26 @@ def test_alone_in_its_transaction_the_statement_still_commits(flight_table):
     assert not connection.in_atomic_block and connection.get_autocommit()
 
 
+def test_alone_in_their_transaction_an_error_undoes_them_all_and_the_connection_goes_on(flight_table):
+    # Nothing ran before them, so the BEGIN goes out in their flight (config.postgres._whole_transaction).
+    called: list[object] = []
+    with pytest.raises(DataError, match="division by zero"), transaction.atomic():
+        connection.send_with_commit("INSERT INTO flight_test VALUES (%s)", [1], called.append)
+        connection.send_with_commit("INSERT INTO flight_test VALUES (1 / %s)", [0], called.append)
+
+    assert called == [] and numbers() == []
+    assert connection.get_autocommit() and not connection.in_atomic_block
+    with transaction.atomic():  # psycopg is out of autocommit again: this block is one transaction
+        connection.send_with_commit("INSERT INTO flight_test VALUES (%s)", [2], called.append)
+        connection.send_with_commit("INSERT INTO flight_test VALUES (%s) RETURNING n", [3], called.append)
+        assert connection.connection.autocommit is False
+    with pytest.raises(RuntimeError), transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("INSERT INTO flight_test VALUES (9)")
+        raise RuntimeError("undone: the block was a transaction")
+    assert called == [[], [(3,)]] and numbers() == [2, 3]
+
+
 def test_only_the_outermost_block_queues(flight_table):
     assert connection.send_with_commit("SELECT 1", [], print) is False  # autocommit: no block at all
     with transaction.atomic(), transaction.atomic():  # a savepoint: no commit of its own to ride with
