@@ -162,11 +162,12 @@ def run_cancel(*, run: AgentRun) -> AgentRun:
     )
     if updated:
         from agents.runtime.events import event_emit
+        from billing.hooks import run_keys
         from billing.ledger import release
 
         release(
             org=run.organization_id,
-            reservation_key=f"run:{run.pk}:reserve",
+            reservation_key=run_keys(run.pk)[0],
             description=f"Run {run.pk} cancelled",
         )
         event_emit(run_id=run.pk, type="done", payload={"status": "cancelled"})

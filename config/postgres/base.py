@@ -98,6 +98,11 @@ def check_if_idle(conn: Any) -> None:
     ConnectionPool.check_connection(conn)
 
 
+def _execute(cursors: list[Any], queued: Sequence[tuple[str, Sequence[Any], Any, Any]]) -> None:
+    for cursor, (sql, params, *_) in zip(cursors, queued, strict=True):
+        cursor.execute(sql, params)
+
+
 def _whole_transaction(
     conn: Any, cursors: list[Any], queued: Sequence[tuple[str, Sequence[Any], Any, Any]]
 ) -> None:
@@ -109,16 +114,14 @@ def _whole_transaction(
     back here, before psycopg leaves autocommit (it cannot while a transaction is open), and the
     error is raised as any failed commit's."""
     if conn.isolation_level is not None or conn.read_only is not None or conn.deferrable is not None:
-        for cursor, (sql, params, *_) in zip(cursors, queued, strict=True):  # a BEGIN with options
-            cursor.execute(sql, params)
+        _execute(cursors, queued)  # a BEGIN with options: psycopg's own, a round trip
         conn.commit()
         return
     conn.autocommit = True
     try:
         with conn.pipeline():
             conn.execute("BEGIN", prepare=False)
-            for cursor, (sql, params, *_) in zip(cursors, queued, strict=True):
-                cursor.execute(sql, params)
+            _execute(cursors, queued)
             conn.execute("COMMIT", prepare=False)
     except BaseException:
         if conn.pgconn.transaction_status != pq.TransactionStatus.IDLE and not conn.closed:
@@ -187,8 +190,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
                 _whole_transaction(conn, cursors, queued)
             else:
                 with conn.pipeline():
-                    for cursor, (sql, params, *_) in zip(cursors, queued, strict=True):
-                        cursor.execute(sql, params)
+                    _execute(cursors, queued)
                     conn.commit()
             results = [cursor.fetchall() if cursor.description else [] for cursor in cursors]
             for cursor in cursors:

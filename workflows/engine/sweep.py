@@ -29,11 +29,12 @@ def _close_orphaned_agent_run(step: StepRun) -> None:
         finished_at=timezone.now(),
     )
     if closed:
+        from billing.hooks import run_keys
         from billing.ledger import release
 
         release(
             org=step.run.organization_id,
-            reservation_key=f"run:{agent_run_id}:reserve",
+            reservation_key=run_keys(int(agent_run_id))[0],
             description=f"Run {agent_run_id} lost with its worker",
         )
 
