@@ -218,6 +218,11 @@ class AgentRun(TenantModel):
     )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.CHAT)
+    streamed = models.BooleanField(
+        default=True,
+        help_text="Its answer is relayed token by token. An API call without stream waits for the whole "
+        "answer, so its model is asked for it in one piece (its events come when it is done).",
+    )
     input = models.TextField()
     output = models.TextField(blank=True)
     output_json = models.JSONField(null=True, blank=True)

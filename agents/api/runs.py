@@ -99,6 +99,7 @@ def agent_run(request: Request, agent_id: int) -> HttpResponseBase:
         input=data["input"],
         session=session,
         source=AgentRun.Source.API,
+        streamed=data["stream"],
     )
     if data["stream"]:
         prelude = sse_message("run", _accepted(run.pk, run.session_id, AgentRun.Status.QUEUED))

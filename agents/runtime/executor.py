@@ -15,6 +15,7 @@ import time
 from decimal import Decimal
 from typing import Any
 
+from agno.agent import Agent as AgnoAgent
 from agno.run.agent import RunOutput
 from agno.run.team import TeamRunOutput
 from django.db.models import Case, Exists, OuterRef, When
@@ -56,16 +57,19 @@ class Execution(Outcome):
         self.cost = Decimal(0)
         self.credits = Decimal(0)  # what billing charges: tokens by model, plus paid tools
         self.started = time.monotonic()
+        self.started_at = time.time()
         self.cancelled = False
         self.structured: Any = None
         self.final_status = ""
         self.buffer_output = False
+        self.input_blocked = False
 
     def ms(self) -> int:
         return int((time.monotonic() - self.started) * 1000)
 
     # ---------------------------------------------------------------- trips
     def on_trip(self, trip: Trip) -> None:
+        self.input_blocked = self.input_blocked or trip.blocks
         self.events.emit("guardrail", {"stage": trip.stage, "rule": trip.rule, "message": trip.message})
 
     # --------------------------------------------------------------- stream
@@ -85,6 +89,9 @@ class Execution(Outcome):
             config_built.config.guardrails.output.pii_redaction or config_built.schema is not None
         )
         self.events.emit("model", {"model": config_built.model_label, "phase": "start", "at_ms": self.ms()})
+        if resume_state is None and not run.streamed and isinstance(config_built.runner, AgnoAgent):
+            self.answer_whole(config_built.runner)
+            return
         produced = False
         last_poll = time.monotonic()
         begin_tracking()
@@ -150,13 +157,59 @@ class Execution(Outcome):
         if final is not None and self.structured is None and not isinstance(final.content, str):
             self.structured = final.content
 
+    def answer_whole(self, runner: AgnoAgent) -> None:
+        """The answer in one piece, for a run nobody follows token by token (`AgentRun.streamed`):
+        the model is not asked to stream, which spares agno's and the relay's work on every chunk.
+        Its model calls, tool calls and results become events once it is done, in their order, and
+        its text one delta at the finish (`buffer_output`). A cancel shuts the connection the
+        answer is read from (`cancel.watching`)."""
+        self.buffer_output = True
+        release()  # no database connection is held while the model thinks
+        with cancel.watching(self.run.pk) as watch:
+            final = runner.run(self.run.input)
+        self.cancelled = watch.fired
+        status = str(final.status or "")
+        if status.endswith("error"):
+            if self.cancelled:
+                return  # the shut connection: nothing came of the call
+            message = str(final.content or "The model call failed.")
+            if self.input_blocked:
+                raise RunFailed(f"Blocked by input guardrail: {message}")
+            if not final.tools:
+                raise ModelFailed(message)
+            raise RunFailed(message)
+        tools = {tool.tool_call_id: tool for tool in final.tools or []}
+        for said in final.messages or []:  # the history's messages carry no metrics
+            metrics = said.metrics
+            if said.role == "assistant" and metrics and (metrics.input_tokens or metrics.output_tokens):
+                self._model_call(metrics)
+            elif said.role == "tool" and said.tool_call_id in tools:
+                tool = tools.pop(said.tool_call_id)
+                timed = tool.metrics
+                self._tool_started(tool, self._ms_at(timed.start_time if timed else None))
+                self._tool_completed(tool, self._ms_at(timed.end_time if timed else None))
+        if final.metrics is not None and not self.trace_has_tokens:  # calls that reported no usage
+            self.input_tokens = final.metrics.input_tokens or 0
+            self.output_tokens = final.metrics.output_tokens or 0
+        if status.endswith("paused") and not self.cancelled:
+            raise Paused(final)
+        if isinstance(final.content, str):
+            self.text.append(final.content)
+        elif final.content is not None:
+            self.structured = final.content
+
+    def _ms_at(self, epoch: float | None) -> int:
+        """A wall-clock time as milliseconds into the run, as `ms` counts them."""
+        return self.ms() if not epoch else max(0, int((epoch - self.started_at) * 1000))
+
     @property
     def trace_has_tokens(self) -> bool:
         return self.input_tokens > 0 or self.output_tokens > 0
 
-    def _tool_started(self, tool: Any) -> None:
+    def _tool_started(self, tool: Any, at_ms: int | None = None) -> None:
         call_id = tool.tool_call_id or f"t{len(self.tool_calls) + 1}"
-        entry = {"id": call_id, "name": tool.tool_name, "args": tool.tool_args or {}, "start_ms": self.ms()}
+        start_ms = self.ms() if at_ms is None else at_ms
+        entry = {"id": call_id, "name": tool.tool_name, "args": tool.tool_args or {}, "start_ms": start_ms}
         self.tool_calls[call_id] = entry
         if tool.tool_name in ("delegate_task_to_member", "delegate_task_to_members"):
             args = tool.tool_args or {}
@@ -173,17 +226,18 @@ class Execution(Outcome):
                 "tool_call", {"id": call_id, "name": tool.tool_name, "args": tool.tool_args or {}}
             )
 
-    def _tool_completed(self, tool: Any) -> None:
+    def _tool_completed(self, tool: Any, at_ms: int | None = None) -> None:
         call_id = tool.tool_call_id or next(reversed(self.tool_calls), "t0")
+        end_ms = self.ms() if at_ms is None else at_ms
         entry = self.tool_calls.setdefault(
-            call_id, {"id": call_id, "name": tool.tool_name, "start_ms": self.ms()}
+            call_id, {"id": call_id, "name": tool.tool_name, "start_ms": end_ms}
         )
         full = str(tool.result if tool.result is not None else "")
         if not tool.tool_call_error:
             for citation in citations_in(full):
                 self.citations.setdefault(citation["chunk_id"], citation)
         result = full[:4000]
-        entry.update(result=result, error=bool(tool.tool_call_error), end_ms=self.ms())
+        entry.update(result=result, error=bool(tool.tool_call_error), end_ms=end_ms)
         kind = "handoff" if tool.tool_name.startswith("delegate_task_to_member") else "tool"
         if not tool.tool_call_error:
             self.credits += tool_cost(tool.tool_name, len(full) // 4)

@@ -7,7 +7,7 @@ trip becomes a `guardrail` event in the run, shown in the chat.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import jsonschema
@@ -39,6 +39,7 @@ class Trip:
     stage: str
     rule: str
     message: str
+    blocks: bool = False  # it stopped the run (the input hook's, as it raises)
 
 
 def redact_pii(text: str) -> tuple[str, list[str]]:
@@ -120,7 +121,7 @@ def input_hook(rules: Guardrails, on_trip: Any) -> Any:
         for note in notes:
             on_trip(note)
         if blocking is not None:
-            on_trip(blocking)
+            on_trip(replace(blocking, blocks=True))
             raise InputCheckError(blocking.message, check_trigger=CheckTrigger.INPUT_NOT_ALLOWED)
         if new_text != text:
             run_input.input_content = new_text

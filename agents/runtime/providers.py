@@ -22,7 +22,7 @@ from django.conf import settings
 
 from accounts.models import Organization
 from accounts.services import ServiceError
-from agents.runtime.transport import KeepAliveAfterDone
+from agents.runtime.transport import KeepAliveAfterDone, abortable
 
 
 @dataclass(frozen=True)
@@ -282,14 +282,14 @@ def _http_client(creds: Credentials) -> httpx2.Client | httpx.Client:
         return httpx2.Client(
             timeout=httpx2.Timeout(seconds, connect=10),
             event_hooks={"response": [_track_response]},
-            transport=KeepAliveAfterDone(httpx2.HTTPTransport()),
+            transport=KeepAliveAfterDone(abortable(httpx2.HTTPTransport())),
         )
     from integrations.safe_http import guarded_transport
 
     return httpx.Client(
         timeout=httpx.Timeout(seconds, connect=10),
         event_hooks={"response": [_track_response]},
-        transport=KeepAliveAfterDone(guarded_transport()),
+        transport=KeepAliveAfterDone(abortable(guarded_transport())),
     )
 
 

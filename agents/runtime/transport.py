@@ -9,11 +9,18 @@ stops the provider.
 It wraps a transport of either HTTP library: httpx2, the openai client's own (used for the platform's
 trusted base URLs: no conversion layer between the two on every call), or httpx (the outbound-address
 guard for organization-supplied base URLs is built on it).
+
+`abortable` gives a transport's connections an owner: the thread that last read or wrote on one. A run
+that asks its model for the whole answer at once (no stream to stop between chunks) is cancelled by
+shutting the socket its thread is reading (`abort_reads_of`): the blocked read ends at once, with an
+error the run reports as cancelled.
 """
 
 from __future__ import annotations
 
 import contextlib
+import socket
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -77,3 +84,84 @@ class KeepAliveAfterDone(httpx.BaseTransport, httpx2.BaseTransport):
 
     def close(self) -> None:
         self.inner.close()
+
+
+# ------------------------------------------------------------- abortable reads
+
+# The connection each thread used last, by thread id; a connection records the thread using it now.
+_last_used: dict[int, _Owned] = {}
+
+
+class _Owned:
+    """A network stream of either HTTP core library that records which thread uses it."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.owner = 0
+
+    def _mine(self) -> None:
+        self.owner = ident = threading.get_ident()
+        _last_used[ident] = self
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        self._mine()
+        return self.inner.read(max_bytes, timeout)
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._mine()
+        self.inner.write(buffer, timeout)
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def start_tls(self, *args: Any, **kwargs: Any) -> _Owned:
+        return _Owned(self.inner.start_tls(*args, **kwargs))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self.inner.get_extra_info(info)
+
+    def abort(self, thread: int) -> bool:
+        """Shut the socket if `thread` is still the one using it (it may be back in the pool, or
+        another thread's by now): its blocked read returns at once."""
+        if self.owner != thread:
+            return False
+        sock = self.inner.get_extra_info("socket")
+        if sock is None:
+            return False
+        with contextlib.suppress(OSError):  # closed already
+            sock.shutdown(socket.SHUT_RDWR)
+        return True
+
+
+class _OwningBackend:
+    """Wraps a network backend (the plain one, or the address guard's): its streams are `_Owned`."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def connect_tcp(self, *args: Any, **kwargs: Any) -> _Owned:
+        return _Owned(self.inner.connect_tcp(*args, **kwargs))
+
+    def connect_unix_socket(self, *args: Any, **kwargs: Any) -> _Owned:
+        return _Owned(self.inner.connect_unix_socket(*args, **kwargs))
+
+    def sleep(self, seconds: float) -> None:
+        self.inner.sleep(seconds)
+
+
+def abortable(transport: Any) -> Any:
+    """The transport (an httpx or httpx2 HTTPTransport), its connections owned (`abort_reads_of`).
+    Neither library has a switch for the pool's network backend; its pool keeps it here."""
+    pool = transport._pool
+    pool._network_backend = _OwningBackend(pool._network_backend)
+    return transport
+
+
+def abort_reads_of(thread: int) -> bool:
+    """Shut the connection `thread` is reading or writing through an `abortable` transport, if any."""
+    stream = _last_used.get(thread)
+    return stream is not None and stream.abort(thread)
+
+
+def forget_thread(thread: int) -> None:
+    _last_used.pop(thread, None)

@@ -31,9 +31,12 @@ def run_create(
     new_session: bool = True,
     source: str = AgentRun.Source.CHAT,
     enqueue: bool = True,
+    streamed: bool = True,
 ) -> AgentRun:
     """Record the user's message and a queued run in one transaction, then queue it on commit.
-    `enqueue=False` is for a caller that executes the run itself (a workflow step on its worker)."""
+    `enqueue=False` is for a caller that executes the run itself (a workflow step on its worker).
+    `streamed=False` is for a caller that waits for the whole answer (the API without stream): the
+    model is asked for it in one piece."""
     if agent.is_archived:
         raise ServiceError(
             "This agent is archived; restore it before running it.", code="agent_archived", status=409
@@ -58,6 +61,7 @@ def run_create(
             source=source,
             estimate=estimate,
             enqueue=enqueue,
+            streamed=streamed,
         )
     except ledger.InsufficientCredits as exc:
         raise ServiceError(str(exc), code="insufficient_credits", status=402) from None
@@ -87,6 +91,7 @@ def _create(
     source: str,
     estimate: Decimal,
     enqueue: bool,
+    streamed: bool,
 ) -> AgentRun:
     from agents.runtime.builder import version_config
     from agents.tasks import execute_run
@@ -117,6 +122,7 @@ def _create(
             user=user,
             input=text,
             source=source,
+            streamed=streamed,
         )
         prepared.insert([run], at_commit=True)
         if session is not None:
