@@ -77,6 +77,7 @@ class _Watcher:
                 raised = cache.get_many([_key(w.run_id) for w in watches])
             except Exception:
                 logger.warning("could not read cancel flags", exc_info=True)
+                time.sleep(1)  # Redis is down: try again, without a warning every poll
                 continue
             for watch in watches:
                 if raised.get(_key(watch.run_id)):

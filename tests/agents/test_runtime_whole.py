@@ -188,21 +188,27 @@ def test_a_connection_is_shut_only_for_the_thread_using_it(fake_llm):
     from the pool, the first thread's abort leaves it alone."""
     import httpx2
 
+    fake_llm.reset()
     client = httpx2.Client(transport=transport.abortable(httpx2.HTTPTransport()))
     first: list[int] = []
 
-    def use() -> None:
-        first.append(threading.get_ident())
-        client.get(fake_llm.base_url + "/models").raise_for_status()
+    def ask() -> None:
+        body = {"model": "fake-gpt", "messages": [{"role": "user", "content": "hi"}]}
+        client.post(fake_llm.base_url + "/chat/completions", json=body).raise_for_status()
 
-    worker = threading.Thread(target=use)
+    def elsewhere() -> None:
+        first.append(threading.get_ident())
+        ask()
+
+    worker = threading.Thread(target=elsewhere)
     worker.start()
     worker.join()
-    client.get(fake_llm.base_url + "/models").raise_for_status()  # the same connection, now this thread's
+    ask()  # the same connection, now this thread's
 
     assert not transport.abort_reads_of(first[0])
-    client.get(fake_llm.base_url + "/models").raise_for_status()  # still open
+    ask()  # still open
+    assert fake_llm.stats()["connections"] == 1
     assert transport.abort_reads_of(threading.get_ident())
-    client.get(fake_llm.base_url + "/models").raise_for_status()  # a new connection replaces the shut one
-    assert fake_llm.stats()["connections"] >= 2
+    ask()  # a new connection replaces the shut one
+    assert fake_llm.stats()["connections"] == 2
     client.close()
