@@ -7,6 +7,7 @@ query, and clients that missed some replay them from the table by sequence numbe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
@@ -14,6 +15,7 @@ import queue
 import threading
 import time
 import weakref
+from collections.abc import Iterator
 from typing import Any
 
 from channels.layers import get_channel_layer
@@ -147,6 +149,7 @@ class EventWriter:
         self._pending: list[RunEvent] = []
         self._oldest = 0.0
         self.signalled = False  # the done signal went out, and cleared the run's cancel flag with it
+        self.holding = False  # `held`
 
     def _next(self, type: str, payload: dict[str, Any] | None) -> RunEvent:
         self.seq += 1
@@ -156,7 +159,9 @@ class EventWriter:
 
     def emit(self, type: str, payload: dict[str, Any] | None = None) -> RunEvent:
         event = self._next(type, payload)
-        if type in BATCHED_TYPES:
+        if self.holding:
+            self._pending.append(event)
+        elif type in BATCHED_TYPES:
             if not self._pending:
                 self._oldest = time.monotonic()
             self._pending.append(event)
@@ -167,6 +172,16 @@ class EventWriter:
             prepared.insert([event])
         self.announce(event)
         return event
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Events emitted in it are sent at once, and their rows wait for the next flush: for the
+        events of a run's end, written with its final transaction's COMMIT (or by `fail`'s flush)."""
+        self.holding = True
+        try:
+            yield
+        finally:
+            self.holding = False
 
     def stage(self, type: str, payload: dict[str, Any] | None = None) -> RunEvent:
         """Number an event and queue its row for the next flush, without sending it: for an event

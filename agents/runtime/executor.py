@@ -161,7 +161,8 @@ class Execution(Outcome):
         """The answer in one piece, for a run nobody follows token by token (`AgentRun.streamed`):
         the model is not asked to stream, which spares agno's and the relay's work on every chunk.
         Its model calls, tool calls and results become events once it is done, in their order, and
-        its text one delta at the finish (`buffer_output`). A cancel shuts the connection the
+        its text one delta at the finish (`buffer_output`); their rows go with the run's final
+        transaction. A cancel shuts the connection the
         answer is read from (`cancel.watching`)."""
         self.buffer_output = True
         release()  # no database connection is held while the model thinks
@@ -179,15 +180,16 @@ class Execution(Outcome):
                 raise ModelFailed(message)
             raise RunFailed(message)
         tools = {tool.tool_call_id: tool for tool in final.tools or []}
-        for said in final.messages or []:  # the history's messages carry no metrics
-            metrics = said.metrics
-            if said.role == "assistant" and metrics and (metrics.input_tokens or metrics.output_tokens):
-                self._model_call(metrics)
-            elif said.role == "tool" and said.tool_call_id in tools:
-                tool = tools.pop(said.tool_call_id)
-                timed = tool.metrics
-                self._tool_started(tool, self._ms_at(timed.start_time if timed else None))
-                self._tool_completed(tool, self._ms_at(timed.end_time if timed else None))
+        with self.events.held():  # their rows go with the final transaction
+            for said in final.messages or []:  # the history's messages carry no metrics
+                metrics = said.metrics
+                if said.role == "assistant" and metrics and (metrics.input_tokens or metrics.output_tokens):
+                    self._model_call(metrics)
+                elif said.role == "tool" and said.tool_call_id in tools:
+                    tool = tools.pop(said.tool_call_id)
+                    timed = tool.metrics
+                    self._tool_started(tool, self._ms_at(timed.start_time if timed else None))
+                    self._tool_completed(tool, self._ms_at(timed.end_time if timed else None))
         if final.metrics is not None and not self.trace_has_tokens:  # calls that reported no usage
             self.input_tokens = final.metrics.input_tokens or 0
             self.output_tokens = final.metrics.output_tokens or 0

@@ -77,7 +77,8 @@ class Outcome:
         else:
             text = str(content)
         if self.buffer_output and text and not self.cancelled:
-            self.events.emit("delta", {"text": text})
+            with self.events.held():  # its row goes with the COMMIT below
+                self.events.emit("delta", {"text": text})
         status = AgentRun.Status.CANCELLED if self.cancelled else AgentRun.Status.SUCCEEDED
         self.final_status = status
         # One transaction for the answer, the run's final fields, the bill and the remaining events

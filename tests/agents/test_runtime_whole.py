@@ -83,6 +83,35 @@ def test_a_whole_answer_records_what_a_streamed_one_does(llm, make_agent, alice)
 
 
 @pytest.mark.django_db
+def test_a_whole_answers_events_are_written_with_its_final_commit(llm, make_agent, alice):
+    """What a whole answer brings (the tool call, its result, the delta) rides with the final COMMIT
+    in one statement, with whatever the run's start left unwritten, even though the model took longer
+    than a flush interval: no round trip of its own between the answer and the final transaction."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from agents.runtime.events import EventWriter
+
+    agent = make_agent(tools=[{"type": "calculator"}])
+    slow = int(EventWriter.FLUSH_SECONDS * 1000) + 30
+    text = f'[[first_token:{slow}]] [[tool:calculator {{"expression": "6*7"}}]]'
+    run = services.run_create(agent=agent, user=alice, input=text, streamed=False)
+    with CaptureQueriesContext(connection) as queries:
+        assert execute_run(run.pk) == AgentRun.Status.SUCCEEDED
+
+    sqls = [q["sql"] for q in queries]
+    final = max(i for i, sql in enumerate(sqls) if sql.startswith('UPDATE "agents_agentrun"'))
+    inserts = [(i, sql) for i, sql in enumerate(sqls) if sql.startswith('INSERT INTO "agents_runevent"')]
+    before = [sql for i, sql in inserts if i < final]  # the start's events, if building took a while
+    after = [sql for i, sql in inserts if i > final]
+    assert len(after) == 1
+    assert all(f"'{t}'" in after[0] for t in ("tool_call", "tool_result", "delta", "done"))
+    assert not [sql for sql in before if "'tool_call'" in sql or "'delta'" in sql]
+    types = [t for t, _ in _events(run)]
+    assert types == ["status", "model", "tool_call", "tool_result", "delta", "done"]
+
+
+@pytest.mark.django_db
 def test_a_whole_answer_falls_back_when_the_primary_model_fails(llm, make_agent, alice):
     agent = make_agent(
         model={
