@@ -7,7 +7,8 @@ events + final message -> done signal -> response. Targets: difference <= 10 ms 
 Then, from the same runs' rows (created, started and finished times, and the client's clock), where the
 time goes; and the fixed costs of the parts every run must pass through, measured in the same process
 run: an authenticated API request through daphne (GET /api/v1/models/providers), agno's own cost over
-the direct call (a bare agno Agent streaming from the fake server, in this process), and a durable
+the direct call (a bare agno Agent asking the fake server for the whole answer, in this process, as a
+run without stream does), and a durable
 commit (a transaction that writes, flushed to disk). A run passes the first two once and commits twice.
 Run: python -m bench.bench_run_overhead
 """
@@ -72,7 +73,7 @@ def main() -> None:
                 "API request through daphne",
                 _timed(lambda: http.get("/api/v1/models/providers").raise_for_status()),
             ),
-            ("agno run (bare agent, stream)", _timed(_bare_agno(llm.base_url))),
+            ("agno run (bare agent, whole answer)", _timed(_bare_agno(llm.base_url))),
             (
                 "direct openai call (again)",
                 _timed(
@@ -100,7 +101,8 @@ def _timed(call: Callable[[], object], n: int = N) -> dict[str, float]:
 
 
 def _bare_agno(base_url: str) -> Callable[[], object]:
-    """The least agno does for a run: an agent with the same instructions, streaming one answer."""
+    """The least agno does for a run without stream: an agent with the same instructions, asking for
+    the whole answer."""
     from agno.agent import Agent
     from agno.models.openai import OpenAIChat
 
@@ -111,7 +113,7 @@ def _bare_agno(base_url: str) -> Callable[[], object]:
     )
 
     def run() -> object:
-        return list(agent.run("hello", stream=True))
+        return agent.run("hello")
 
     return run
 
