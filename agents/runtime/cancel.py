@@ -48,6 +48,18 @@ def stored_key(run_id: int) -> str:
 
 POLL_SECONDS = 0.1
 
+# Threads whose run was cancelled while they waited for the model: agno reports the connection the
+# cancel shut as an error, which it is not, so its logger drops what these threads say.
+_cancelled_threads: set[int] = set()
+
+
+class _QuietWhileCancelled(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return threading.get_ident() not in _cancelled_threads
+
+
+logging.getLogger("agno").addFilter(_QuietWhileCancelled())
+
 
 class Watch:
     def __init__(self, run_id: int) -> None:
@@ -84,6 +96,7 @@ class _Watcher:
                     with self.lock:  # only while it is watched: the thread may have moved on
                         if self.watches.get(id(watch)) is watch:
                             watch.fired = True
+                            _cancelled_threads.add(watch.thread)
                             # again on every poll while it lasts: a retried request is shut too
                             transport.abort_reads_of(watch.thread)
 
@@ -109,4 +122,5 @@ def watching(run_id: int) -> Iterator[Watch]:
     finally:
         with watcher.lock:
             watcher.watches.pop(id(watch), None)
+        _cancelled_threads.discard(watch.thread)
         transport.forget_thread(watch.thread)

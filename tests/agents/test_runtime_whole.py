@@ -3,8 +3,11 @@ at once, and the run records the same answer, events, tokens and bill as a strea
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -169,6 +172,19 @@ def test_a_structured_whole_answer_is_validated_and_stored_as_json(llm, make_age
 # ------------------------------------------------------------------- cancel
 
 
+@contextlib.contextmanager
+def _agno_says() -> Iterator[list[logging.LogRecord]]:
+    """What agno logs meanwhile (its logger does not propagate to pytest's capture)."""
+    said: list[logging.LogRecord] = []
+    listener = logging.Handler()
+    listener.emit = said.append  # type: ignore[method-assign]
+    logging.getLogger("agno").addHandler(listener)
+    try:
+        yield said
+    finally:
+        logging.getLogger("agno").removeHandler(listener)
+
+
 def _execute_in_thread(run_id, statuses):
     from django.db import connections
 
@@ -190,15 +206,16 @@ def test_cancel_stops_a_whole_answer_within_a_second_and_spares_the_other_runs(l
         threading.Thread(target=_execute_in_thread, args=(run.pk, statuses), daemon=True)
         for run in (doomed, other)
     ]
-    for thread in threads:
-        thread.start()
-    wait_for(lambda: llm.stats()["total"] >= 2, timeout=10)  # both are waiting for their answers
+    with _agno_says() as said:
+        for thread in threads:
+            thread.start()
+        wait_for(lambda: llm.stats()["total"] >= 2, timeout=10)  # both are waiting for their answers
 
-    asked = time.monotonic()
-    services.run_cancel(run=AgentRun.objects.get(pk=doomed.pk))
-    threads[0].join(timeout=5)
-    stopped_after = time.monotonic() - asked
-    threads[1].join(timeout=10)
+        asked = time.monotonic()
+        services.run_cancel(run=AgentRun.objects.get(pk=doomed.pk))
+        threads[0].join(timeout=5)
+        stopped_after = time.monotonic() - asked
+        threads[1].join(timeout=10)
 
     doomed.refresh_from_db()
     other.refresh_from_db()
@@ -208,6 +225,7 @@ def test_cancel_stops_a_whole_answer_within_a_second_and_spares_the_other_runs(l
     assert RunEvent.objects.filter(run=doomed, type="done", payload__status="cancelled").exists()
     assert (other.status, other.output) == (AgentRun.Status.SUCCEEDED, "Echo: the other")
     assert statuses == {doomed.pk: "cancelled", other.pk: "succeeded"}
+    assert not [r.getMessage() for r in said if r.levelno >= logging.WARNING]  # a cancel is no error
     # The pool is fine afterwards: the next run answers.
     assert _run(agent, alice, "after").output == "Echo: after"
 
