@@ -115,31 +115,6 @@ def test_a_whole_answers_events_are_written_with_its_final_commit(llm, make_agen
 
 
 @pytest.mark.django_db
-def test_a_whole_answer_falls_back_when_the_primary_model_fails(llm, make_agent, alice):
-    agent = make_agent(
-        model={
-            "provider": "openai",
-            "name": "fake-gpt",
-            "fallback": {"provider": "demo", "name": "demo-echo"},
-        }
-    )
-
-    run = _run(agent, alice, "[[error:500]] hi")
-
-    assert run.status == AgentRun.Status.SUCCEEDED, run.error
-    assert "Demo model" in run.output and run.model_used == "demo/demo-echo"
-    assert RunEvent.objects.filter(run=run, type="error", payload__fallback=True).exists()
-
-
-@pytest.mark.django_db
-def test_a_whole_answer_without_fallback_fails_with_the_reason(llm, make_agent, alice):
-    run = _run(make_agent(), alice, "[[error:503]] hi")
-
-    assert run.status == AgentRun.Status.FAILED
-    assert "openai/fake-gpt" in run.error
-
-
-@pytest.mark.django_db
 def test_an_input_guardrail_blocks_a_whole_answer_without_trying_the_fallback(llm, make_agent, alice):
     agent = make_agent(
         guardrails={"input": {"prompt_injection": True}},
@@ -157,16 +132,6 @@ def test_an_input_guardrail_blocks_a_whole_answer_without_trying_the_fallback(ll
     assert llm.stats()["total"] == 0  # the model never saw it
     assert not RunEvent.objects.filter(run=run, type="model", payload__model="demo/demo-echo").exists()
     assert RunEvent.objects.get(run=run, type="guardrail").payload["rule"] == "prompt_injection"
-
-
-@pytest.mark.django_db
-def test_a_structured_whole_answer_is_validated_and_stored_as_json(llm, make_agent, alice):
-    agent = make_agent(output_type={"name": "classification"})
-
-    run = _run(agent, alice, '[[json:{"label": "billing", "confidence": 0.9}]]')
-
-    assert run.status == AgentRun.Status.SUCCEEDED, run.error
-    assert run.output_json == {"label": "billing", "confidence": 0.9}
 
 
 # ------------------------------------------------------------------- cancel
