@@ -129,7 +129,9 @@ class _Owned:
         if sock is None:
             return False
         with contextlib.suppress(OSError):  # closed already
-            sock.shutdown(socket.SHUT_RDWR)
+            # The raw socket's shutdown, also under TLS: SSLSocket.shutdown would drop the TLS
+            # state the reading thread is using.
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
         return True
 
 
