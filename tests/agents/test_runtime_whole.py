@@ -166,7 +166,7 @@ def test_cancel_stops_a_whole_answer_within_a_second_and_spares_the_other_runs(l
     agent = make_agent()
     statuses: dict[int, str] = {}
     doomed = services.run_create(agent=agent, user=alice, input=f"[[latency:50]] {LONG}", streamed=False)
-    other = services.run_create(agent=agent, user=alice, input="[[latency:1500]] the other", streamed=False)
+    other = services.run_create(agent=agent, user=alice, input="[[latency:600]] the other", streamed=False)
     threads = [
         threading.Thread(target=_execute_in_thread, args=(run.pk, statuses), daemon=True)
         for run in (doomed, other)
@@ -189,6 +189,7 @@ def test_cancel_stops_a_whole_answer_within_a_second_and_spares_the_other_runs(l
     assert doomed.output == "" and doomed.error == "Cancelled by the user."
     assert RunEvent.objects.filter(run=doomed, type="done", payload__status="cancelled").exists()
     assert (other.status, other.output) == (AgentRun.Status.SUCCEEDED, "Echo: the other")
+    assert other.finished_at > doomed.finished_at  # it was still reading when the cancel came
     assert statuses == {doomed.pk: "cancelled", other.pk: "succeeded"}
     assert not [r.getMessage() for r in said if r.levelno >= logging.WARNING]  # a cancel is no error
     # The pool is fine afterwards: the next run answers.
