@@ -138,22 +138,16 @@ class Execution(Outcome):
                     raise RunFailed(f"Blocked by input guardrail: {message}")
                 if error_type in ("output_check_error",):
                     raise RunFailed(f"Blocked by output guardrail: {message}")
-                if not produced:
-                    raise ModelFailed(message)
-                raise RunFailed(message)
+                raise self._failed(message, produced)
             elif isinstance(ev, RunOutput | TeamRunOutput):
                 final = ev  # the last item, with yield_run_output
-        if final is not None and getattr(final, "metrics", None) is not None and not self.trace_has_tokens:
-            self.input_tokens = final.metrics.input_tokens or self.input_tokens
-            self.output_tokens = final.metrics.output_tokens or self.output_tokens
+        if final is not None:
+            self._take_totals(final)
         status = str(getattr(final, "status", "") or "")
         if final is not None and status.endswith("paused") and not self.cancelled:
             raise Paused(final)
         if final is not None and status.endswith("error") and not self.cancelled:
-            message = str(final.content or "The model call failed.")
-            if not produced:
-                raise ModelFailed(message)
-            raise RunFailed(message)
+            raise self._failed(str(final.content or "The model call failed."), produced)
         if final is not None and self.structured is None and not isinstance(final.content, str):
             self.structured = final.content
 
@@ -173,12 +167,7 @@ class Execution(Outcome):
         if status.endswith("error"):
             if self.cancelled:
                 return  # the shut connection: nothing came of the call
-            message = str(final.content or "The model call failed.")
-            if self.input_blocked:
-                raise RunFailed(f"Blocked by input guardrail: {message}")
-            if not final.tools:
-                raise ModelFailed(message)
-            raise RunFailed(message)
+            raise self._failed(str(final.content or "The model call failed."), bool(final.tools))
         tools = {tool.tool_call_id: tool for tool in final.tools or []}
         with self.events.held():  # their rows go with the final transaction
             for said in final.messages or []:  # the history's messages carry no metrics
@@ -190,15 +179,26 @@ class Execution(Outcome):
                     timed = tool.metrics
                     self._tool_started(tool, self._ms_at(timed.start_time if timed else None))
                     self._tool_completed(tool, self._ms_at(timed.end_time if timed else None))
-        if final.metrics is not None and not self.trace_has_tokens:  # calls that reported no usage
-            self.input_tokens = final.metrics.input_tokens or 0
-            self.output_tokens = final.metrics.output_tokens or 0
+        self._take_totals(final)
         if status.endswith("paused") and not self.cancelled:
             raise Paused(final)
         if isinstance(final.content, str):
             self.text.append(final.content)
         elif final.content is not None:
             self.structured = final.content
+
+    def _failed(self, message: str, produced: bool) -> Exception:
+        """How a failed model call ends the run: blocked by the input guardrail; else, with nothing
+        produced yet, the fallback model may take over (`ModelFailed`); else the run fails."""
+        if self.input_blocked:
+            return RunFailed(f"Blocked by input guardrail: {message}")
+        return RunFailed(message) if produced else ModelFailed(message)
+
+    def _take_totals(self, final: Any) -> None:
+        """The run's token totals, when its model calls reported no usage of their own."""
+        if getattr(final, "metrics", None) is not None and not self.trace_has_tokens:
+            self.input_tokens = final.metrics.input_tokens or 0
+            self.output_tokens = final.metrics.output_tokens or 0
 
     def _ms_at(self, epoch: float | None) -> int:
         """A wall-clock time as milliseconds into the run, as `ms` counts them."""
