@@ -41,3 +41,17 @@ def session_ws_headers(user) -> list[tuple[bytes, bytes]]:
     client.force_login(user)
     cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
     return [(b"cookie", cookie.encode()), (b"origin", b"http://127.0.0.1:8000")]
+
+
+def execute_in_thread(run_id: int, statuses: dict[int, str] | None = None) -> None:
+    """A thread's target: execute an agent run as a worker would, recording its final status."""
+    from django.db import connections
+
+    from agents.runtime.executor import execute_run
+
+    try:
+        status = execute_run(run_id)
+        if statuses is not None:
+            statuses[run_id] = status
+    finally:
+        connections.close_all()  # the thread's own connection, so the test database can be dropped

@@ -16,25 +16,16 @@ from agents.models import AgentRun, RunEvent
 from agents.runtime.executor import execute_run
 from config.asgi import application
 from tests.conftest import wait_for
-from tests.helpers import session_ws_headers
+from tests.helpers import execute_in_thread, session_ws_headers
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 LONG = " ".join(f"w{i}" for i in range(60))
 
 
-def _execute_in_thread(run_id):
-    from django.db import connections
-
-    try:
-        execute_run(run_id)
-    finally:
-        connections.close_all()  # the thread's own connection, so the test database can be dropped
-
-
 def _start(agent, user, text):
     run = services.run_create(agent=agent, user=user, input=text)
-    thread = threading.Thread(target=_execute_in_thread, args=(run.pk,), daemon=True)
+    thread = threading.Thread(target=execute_in_thread, args=(run.pk,), daemon=True)
     thread.start()
     return run, thread
 

@@ -16,6 +16,7 @@ from agents.models import AgentRun, RunEvent
 from agents.runtime import transport
 from agents.runtime.executor import execute_run
 from tests.conftest import wait_for
+from tests.helpers import execute_in_thread
 
 LONG = " ".join(f"w{i}" for i in range(60))
 
@@ -150,15 +151,6 @@ def _agno_says() -> Iterator[list[logging.LogRecord]]:
         logging.getLogger("agno").removeHandler(listener)
 
 
-def _execute_in_thread(run_id, statuses):
-    from django.db import connections
-
-    try:
-        statuses[run_id] = execute_run(run_id)
-    finally:
-        connections.close_all()  # the thread's own connection, so the test database can be dropped
-
-
 @pytest.mark.django_db(transaction=True)
 def test_cancel_stops_a_whole_answer_within_a_second_and_spares_the_other_runs(llm, make_agent, alice):
     """The cancel shuts the connection the run's thread is blocked on, and only that one: another
@@ -168,7 +160,7 @@ def test_cancel_stops_a_whole_answer_within_a_second_and_spares_the_other_runs(l
     doomed = services.run_create(agent=agent, user=alice, input=f"[[latency:50]] {LONG}", streamed=False)
     other = services.run_create(agent=agent, user=alice, input="[[latency:600]] the other", streamed=False)
     threads = [
-        threading.Thread(target=_execute_in_thread, args=(run.pk, statuses), daemon=True)
+        threading.Thread(target=execute_in_thread, args=(run.pk, statuses), daemon=True)
         for run in (doomed, other)
     ]
     with _agno_says() as said:
