@@ -65,7 +65,35 @@ def _deferred(request):
     return response
 
 
-urlpatterns = [path("where", _where), path("deferred", _deferred)]
+parked: dict[str, object] = {}
+
+
+def _parked(request):
+    """A deferred response that waits until the test lets it finish."""
+    from django.http import JsonResponse
+
+    async def finish():
+        await parked["release"].wait()
+        return JsonResponse({"answer": "after the wait"})
+
+    return DeferredResponse(finish)
+
+
+def _blocking(request):
+    """A view that holds its thread until the test lets it go."""
+    from django.http import JsonResponse
+
+    parked["in_view"].set()
+    parked["let_view_go"].wait(5)
+    return JsonResponse({"thread": threading.current_thread().name})
+
+
+urlpatterns = [
+    path("where", _where),
+    path("deferred", _deferred),
+    path("parked", _parked),
+    path("blocking", _blocking),
+]
 
 counted: list[RequestThread] = []
 
@@ -271,3 +299,54 @@ def test_a_gate_of_zero_does_not_limit():
         return most
 
     assert async_to_sync(scenario)() == 5
+
+
+def _communicator(handler, url):
+    return HttpCommunicator(handler, "GET", url, headers=[(b"host", b"testserver")])
+
+
+def test_a_deferred_response_gives_its_thread_to_the_next_request_while_it_waits(handler, settings):
+    settings.ROOT_URLCONF = __name__
+
+    async def scenario():
+        parked["release"] = asyncio.Event()
+        waiting = asyncio.create_task(_communicator(handler, "/parked").get_response(timeout=10))
+        for _ in range(300):  # until the parked request's view has run (its thread back, if it gives it)
+            if handler.threads.started and (handler.threads.free or _ > 50):
+                break
+            await asyncio.sleep(0.01)
+        served = await _communicator(handler, "/where").get_response(timeout=10)
+        started_while_parked = handler.threads.started
+        parked["release"].set()
+        return served, started_while_parked, await waiting
+
+    served, started_while_parked, answered = async_to_sync(scenario)()
+    assert served["status"] == 200 and answered["status"] == 200
+    assert json.loads(answered["body"]) == {"answer": "after the wait"}
+    # The second request ran in the thread of the first, which was still waiting for its answer.
+    assert started_while_parked == 1 and handler.threads.started == 1
+
+
+def test_a_request_waiting_at_the_gate_holds_no_thread(handler, settings):
+    settings.ROOT_URLCONF = __name__
+    handler.gate = Gate(1, slow=10)
+
+    async def scenario():
+        parked["in_view"], parked["let_view_go"] = threading.Event(), threading.Event()
+        first = asyncio.create_task(_communicator(handler, "/blocking").get_response(timeout=10))
+        for _ in range(300):
+            if parked["in_view"].is_set():
+                break
+            await asyncio.sleep(0.01)
+        second = asyncio.create_task(_communicator(handler, "/where").get_response(timeout=10))
+        await asyncio.sleep(0.1)  # the second request reaches the gate and waits there
+        started_while_queued = handler.threads.started
+        parked["let_view_go"].set()
+        return started_while_queued, await first, await second
+
+    started_while_queued, first, second = async_to_sync(scenario)()
+    assert first["status"] == 200 and second["status"] == 200
+    assert started_while_queued == 1  # only the request at work had a thread
+    # The second request took the first one's thread, back on the free list, when its turn came.
+    assert json.loads(first["body"])["thread"] == json.loads(second["body"])["thread"]
+    assert handler.threads.started == 1
