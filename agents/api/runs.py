@@ -121,9 +121,9 @@ async def _answer(run_id: int) -> HttpResponse:
     """The answer of a run, awaited on the event loop: no thread waits with it. The request's thread
     serves other requests by now, so a read-back (no signal came) takes any thread."""
     signal = await wait_done(run_id, _wait_seconds())
-    return _finished_from_signal(run_id, signal) or await sync_to_async(_answer_from_row, thread_sensitive=False)(
-        run_id
-    )
+    return _finished_from_signal(run_id, signal) or await sync_to_async(
+        _answer_from_row, thread_sensitive=False
+    )(run_id)
 
 
 def _finished_from_signal(run_id: int, signal: str | None) -> HttpResponse | None:
