@@ -50,7 +50,8 @@ class DeferredResponse(HttpResponse):
     middleware chain ran on this response as on any other; what is left, `finish()`, is a wait that
     needs no thread. The handler sends what `finish()` returns, with the headers and cookies the
     middleware set here. A view returns one only when `may_defer(request)`: under WSGI or Django's
-    test client it waits in its own thread instead."""
+    test client it waits in its own thread instead. The request's thread serves other requests while
+    `finish()` runs, so sync work there takes any thread (`sync_to_async(..., thread_sensitive=False)`)."""
 
     def __init__(self, finish: Callable[[], Awaitable[HttpResponse]]) -> None:
         super().__init__(status=202)
