@@ -182,9 +182,10 @@ class ASGIHandler(DjangoASGIHandler):
 
     async def handle(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """Django's, in one hop. A request takes its thread when its turn at the gate comes, not while it
-        waits for it, and a deferred response gives it back before its wait: threads serve the requests
-        running sync code, not the ones waiting (200 waiting clients held 200 threads, and beyond the
-        free list each one started a thread, which took a quarter of the event loop's time)."""
+        waits for it, and gives it back once its sync code is done (a streaming response keeps it for its
+        iterator): threads serve the requests running sync code, not the ones waiting (200 waiting
+        clients held 200 threads, and beyond the free list each one started a thread, which took a
+        quarter of the event loop's time)."""
         try:
             body_file = await self.read_body(receive)
         except RequestAborted:
@@ -203,10 +204,11 @@ class ASGIHandler(DjangoASGIHandler):
                 async with self.gate.turn():
                     let_go = await held.enter_async_context(self.request_thread())
                     response = await sync_to_async(self.respond, thread_sensitive=True)(request, scope)
-                if isinstance(response, DeferredResponse):
-                    let_go()
+                if response.streaming:  # a sync iterator is read in the request's thread
                     await self.finish_watching(response, receive, send)
-                elif response.streaming:
+                    return
+                let_go()  # what is left needs no thread: a complete body to send, or a deferred wait
+                if isinstance(response, DeferredResponse):
                     await self.finish_watching(response, receive, send)
                 else:
                     await self.send_response(response, send)
