@@ -73,6 +73,7 @@ def _parked(request):
     from django.http import JsonResponse
 
     async def finish():
+        parked["waiting"].set()
         await parked["release"].wait()
         return JsonResponse({"answer": "after the wait"})
 
@@ -309,12 +310,9 @@ def test_a_deferred_response_gives_its_thread_to_the_next_request_while_it_waits
     settings.ROOT_URLCONF = __name__
 
     async def scenario():
-        parked["release"] = asyncio.Event()
+        parked["release"], parked["waiting"] = asyncio.Event(), asyncio.Event()
         waiting = asyncio.create_task(_communicator(handler, "/parked").get_response(timeout=10))
-        for _ in range(300):  # until the parked request's view has run (its thread back, if it gives it)
-            if handler.threads.started and (handler.threads.free or _ > 50):
-                break
-            await asyncio.sleep(0.01)
+        await asyncio.wait_for(parked["waiting"].wait(), 5)  # its view ran; its answer is being waited for
         served = await _communicator(handler, "/where").get_response(timeout=10)
         started_while_parked = handler.threads.started
         parked["release"].set()
@@ -334,10 +332,7 @@ def test_a_request_waiting_at_the_gate_holds_no_thread(handler, settings):
     async def scenario():
         parked["in_view"], parked["let_view_go"] = threading.Event(), threading.Event()
         first = asyncio.create_task(_communicator(handler, "/blocking").get_response(timeout=10))
-        for _ in range(300):
-            if parked["in_view"].is_set():
-                break
-            await asyncio.sleep(0.01)
+        await asyncio.to_thread(parked["in_view"].wait, 5)
         second = asyncio.create_task(_communicator(handler, "/where").get_response(timeout=10))
         await asyncio.sleep(0.1)  # the second request reaches the gate and waits there
         started_while_queued = handler.threads.started
